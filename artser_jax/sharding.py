@@ -1,0 +1,45 @@
+"""Everything device-specific: the mesh, shardings, multi-host initialisation.
+
+The whole system is data-parallel over one mesh axis, `data`. Parameters are replicated; batches are
+split along their leading axis. On several hosts each process feeds its own shard of the global batch.
+"""
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+DATA_AXIS = "data"
+
+
+def initialize_distributed(coordinator_address=None, num_processes=None, process_id=None,
+                           local_device_ids=None):
+    """Joins a multi-host run; a no-op for a single process.
+
+    On TPU pods and managed clusters `jax.distributed.initialize()` finds its peers by itself; elsewhere
+    pass the coordinator address, the process count and this process's id.
+    """
+    if num_processes is None or num_processes <= 1:
+        if coordinator_address is None:
+            return
+    jax.distributed.initialize(coordinator_address=coordinator_address,
+                               num_processes=num_processes, process_id=process_id,
+                               local_device_ids=local_device_ids)
+
+
+def create_mesh(num_devices=None):
+    """A 1-D mesh with axis `data` over the first `num_devices` devices (all by default)."""
+    devices = jax.devices()
+    if num_devices is not None:
+        if num_devices > len(devices):
+            raise ValueError(f"asked for {num_devices} devices, only {len(devices)} are present")
+        devices = devices[:num_devices]
+    return Mesh(np.array(devices), (DATA_AXIS,))
+
+
+def data_sharding(mesh):
+    """Split the leading (batch) axis over `data`."""
+    return NamedSharding(mesh, PartitionSpec(DATA_AXIS))
+
+
+def replicated_sharding(mesh):
+    return NamedSharding(mesh, PartitionSpec())
