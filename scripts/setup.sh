@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# One set-up path for a fresh Debian/Ubuntu machine with Python 3.11; safe to run again (it then does nothing).
+#   1. Debian packages (speech synthesis and audio tools), via apt-get when missing;
+#   2. .venv/ with torch==2.13.0 (CPU) first, then the pinned requirements, the test extras and the package;
+#   3. the MediaPipe face model, checksum-verified, into $ARTSER_CACHE_DIR (default ~/.cache/artser_jax).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(espeak-ng sox libsox-fmt-all festival libgl1 libglib2.0-0)
+PYTHON=${PYTHON:-python3.11}
+VENV=.venv
+STAMP=$VENV/.artser-setup-stamp
+did_work=0
+
+say() { printf '[setup] %s\n' "$*"; }
+
+missing=()
+for package in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing+=("$package")
+done
+if ((${#missing[@]})); then
+  say "installing Debian packages: ${missing[*]}"
+  sudo_cmd=()
+  [[ $(id -u) -ne 0 ]] && sudo_cmd=(sudo)
+  if ! { "${sudo_cmd[@]}" apt-get update -qq && \
+         DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq "${missing[@]}"; }; then
+    say "ERROR: could not install ${missing[*]} with apt-get. Install them yourself" \
+        "(sudo apt-get install ${missing[*]}) and run this script again."
+    exit 1
+  fi
+  did_work=1
+fi
+
+if ! command -v "$PYTHON" >/dev/null; then
+  say "ERROR: $PYTHON not found. artser_jax needs Python 3.11; set PYTHON=/path/to/python3.11."
+  exit 1
+fi
+
+wanted=$(cat requirements.txt requirements-test.txt setup.cfg pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)
+if [[ -f $STAMP && $(cat "$STAMP") == "$wanted" ]]; then
+  :
+else
+  [[ -x $VENV/bin/python ]] || { say "creating $VENV"; "$PYTHON" -m venv "$VENV"; }
+  pip_install() {
+    # This machine's pip configuration warns about every unused local index; keep the log readable.
+    "$VENV/bin/python" -m pip install --disable-pip-version-check "$@" 2>&1 \
+      | grep -v "^WARNING: Location .* is ignored" || true
+    return "${PIPESTATUS[0]}"
+  }
+  say "installing torch==2.13.0 (CPU build) first, so nothing pulls a CUDA build"
+  pip_install torch==2.13.0
+  say "installing pinned requirements and test extras"
+  pip_install -r requirements.txt -r requirements-test.txt
+  pip_install --no-deps -e .
+  say "checking the environment (pip check)"
+  "$VENV/bin/python" -m pip check
+  echo "$wanted" > "$STAMP"
+  did_work=1
+fi
+
+face_model_message=$("$VENV/bin/python" launch/fetch_assets.py 2>&1) || { echo "$face_model_message"; exit 1; }
+if [[ $face_model_message == *"already present"* ]]; then
+  :
+else
+  echo "$face_model_message"
+  did_work=1
+fi
+
+if ((did_work)); then
+  say "done"
+else
+  say "nothing to do: Debian packages, $VENV and the face model are already in place"
+fi
