@@ -1,0 +1,132 @@
+"""Shared defaults for every artser_jax training config.
+
+Each [ours] choice of METHOD.md is a field here, so a user who knows the paper's value sets it from the
+command line (`--config.loss.gamma=0.3`) without touching code. The per-experiment files
+(`crema_to_msp.py`, `msp_to_crema.py`, `demo.py`) start from `base_config()` and change a few fields.
+"""
+
+import ml_collections
+
+METHODS = ("agcc", "source_only", "phoneme_anchored", "layer_anchored")
+EMOTIONS = ("ANG", "HAP", "NEU", "SAD")
+
+# TFDS names of the two builders (artser_jax/data/builders.py) with their 4-class configs.
+CORPORA = {
+    "crema_d": ml_collections.ConfigDict(dict(
+        tfds_name="crema_d_av/emotion4", corpus="crema_d",
+        train_split="train", dev_split="validation", test_split="test")),
+    "msp_improv": ml_collections.ConfigDict(dict(
+        tfds_name="msp_improv_av/emotion4", corpus="msp_improv",
+        train_split="train", dev_split="validation", test_split="test")),
+}
+
+
+def parse_arg(arg, **defaults):
+    """Parses `key=value,flag` strings (big_vision style) into a ConfigDict of typed values.
+
+    A bare `flag` means True. Values take the type of their default, and booleans are parsed strictly:
+    only true/false/1/0/yes/no are accepted, so "False" is False and "Flase" is an error.
+    """
+    parsed = ml_collections.ConfigDict(defaults)
+    for item in filter(None, (arg or "").split(",")):
+        key, _, value = item.partition("=")
+        if key not in defaults:
+            raise KeyError(f"Unknown config argument {key!r}; known: {sorted(defaults)}")
+        default = defaults[key]
+        if isinstance(default, bool):
+            if not value:
+                parsed[key] = True
+                continue
+            lowered = value.lower()
+            if lowered not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError(f"Config argument {key}={value!r} is not a boolean")
+            parsed[key] = lowered in ("true", "1", "yes")
+        elif default is None or isinstance(default, str):
+            parsed[key] = value
+        else:
+            parsed[key] = type(default)(value)
+    return parsed
+
+
+def base_config(source="crema_d", target="msp_improv", method="agcc"):
+    """The full default config for training on `source` and adapting to `target` with `method`."""
+    if method not in METHODS:
+        raise ValueError(f"Unknown method {method!r}; expected one of {METHODS}")
+    config = ml_collections.ConfigDict()
+    config.method = method
+    config.seed = 0
+    config.labels = EMOTIONS
+
+    # Data: both corpora read with tfds.data_source from one data_dir (launch/prepare_data.py output).
+    config.data_dir = ml_collections.FieldReference(None, field_type=str)
+    config.source = CORPORA[source].copy_and_resolve_references()
+    config.target = CORPORA[target].copy_and_resolve_references()
+    # The fitted GestureModel artifact (launch/fit_gestures.py --out). Needed by agcc only.
+    config.gestures_path = ml_collections.FieldReference(None, field_type=str)
+
+    config.input = ml_collections.ConfigDict()
+    config.input.sample_rate = 16000
+    config.input.max_seconds = 4.0  # [ours] audio cropped (from the start) or zero-padded to this
+    config.input.source_batch_size = 32  # [ours] global source utterances per step
+    config.input.target_batch_size = 32  # [ours] global target utterances per step
+    config.input.eval_batch_size = 64
+    config.input.shuffle_seed = 0
+    config.input.worker_count = 0  # grain worker processes; 0 reads in the main process
+    config.input.prefetch_buffer = 2  # batches prefetched by a background thread
+
+    config.segments = ml_collections.ConfigDict()
+    config.segments.method = "phones"  # [ours] 'phones' (TextGrid alignment) or 'windows'
+    config.segments.max_segments = 48  # [ours] static segment count per utterance (padded, masked)
+    config.segments.window_seconds = 0.2  # [ours] for method='windows'
+    config.segments.hop_seconds = 0.1  # [ours]
+    config.segments.min_video_frames = 2  # [ours] shorter phone segments are dropped
+
+    config.model = ml_collections.ConfigDict()
+    config.model.encoder = "logmel"  # 'logmel' | 'wav2vec2' | 'wavlm'
+    config.model.pretrained_dir = ml_collections.FieldReference(None, field_type=str)
+    config.model.freeze_encoder = True  # [ours] for pretrained encoders
+    config.model.encoder_layer = -1  # [ours] which hidden state feeds segment pooling (-1 = last)
+    config.model.weighted_layer_sum = False  # [ours] learned softmax weights over all layers instead
+    config.model.logmel = ml_collections.ConfigDict(dict(
+        num_mels=80, window_ms=25.0, hop_ms=10.0, conv_channels=(128, 128), conv_stride=2))
+    config.model.transformer_layers = 2  # [ours]
+    config.model.transformer_heads = 4  # [ours]
+    config.model.transformer_width = 256  # [ours]
+    config.model.dropout = 0.1  # [ours]
+    config.model.classifier_hidden = 256  # [ours]
+
+    config.loss = ml_collections.ConfigDict()
+    config.loss.gamma = 0.0 if method == "source_only" else 0.5  # [ours] weight of L_AG / CORAL
+    config.loss.triplet = "soft"  # [ours] 'soft' (soft-weighted), 'hinge', 'hard'
+    config.loss.softplus_scale = 1.0  # [ours] lambda in log(1 + exp(lambda (D+ - D-)))
+    config.loss.margin = 0.2  # [ours] for triplet='hinge' and 'hard'
+    config.loss.anchor_clusters = "common"  # [ours] 'common' or 'all' clusters provide anchors
+    config.loss.class_weights = "none"  # [ours] 'none' or 'balanced' (inverse source class frequency)
+    config.loss.coral_layers = (1, 2)  # [ours] encoder hidden-state indices for layer_anchored
+    # Phone classes whose identity anchors phoneme_anchored (ARPAbet-like vowels by default).
+    config.loss.anchor_phones = "vowels"
+
+    config.optimizer = ml_collections.ConfigDict()
+    config.optimizer.learning_rate = 1e-4  # [ours]
+    config.optimizer.encoder_learning_rate = 1e-5  # [ours] for an unfrozen pretrained encoder
+    config.optimizer.weight_decay = 0.01
+    config.optimizer.warmup_steps = 200
+    config.optimizer.grad_clip_norm = 1.0
+    config.total_steps = 4000
+
+    # Evaluators by name: which corpus and split each reads. Best checkpoint = best source_dev UAR.
+    config.evals = ml_collections.ConfigDict()
+    config.evals.source_dev = ml_collections.ConfigDict(dict(corpus="source", split=config.source.dev_split))
+    config.evals.target_test = ml_collections.ConfigDict(dict(corpus="target", split=config.target.test_split))
+
+    config.log_every = 50
+    config.eval_every = 500
+    config.checkpoint = ml_collections.ConfigDict()
+    config.checkpoint.save_every = 500
+    config.checkpoint.keep_latest = 2
+    config.checkpoint.keep_best = 1  # best by source-dev UAR; target labels never select models
+    config.checkpoint.async_save = True
+
+    config.mesh = ml_collections.ConfigDict()
+    config.mesh.num_devices = ml_collections.FieldReference(None, field_type=int)  # None: all devices
+    return config
