@@ -43,3 +43,20 @@ def data_sharding(mesh):
 
 def replicated_sharding(mesh):
     return NamedSharding(mesh, PartitionSpec())
+
+
+def host_to_global(batch, mesh):
+    """Global arrays split over `data` from this process's numpy batch (a pytree, leading axis = local batch).
+
+    With several processes each passes its own rows; the global batch is their concatenation in process order.
+    """
+    target = data_sharding(mesh)
+    return jax.tree.map(lambda x: jax.make_array_from_process_local_data(target, np.asarray(x)), batch)
+
+
+def local_batch_size(global_batch_size, mesh):
+    """Rows this process feeds per step; the global batch must split evenly over processes and devices."""
+    if global_batch_size % mesh.devices.size:
+        raise ValueError(f"global batch size {global_batch_size} is not divisible by the "
+                         f"{mesh.devices.size} devices of the mesh")
+    return global_batch_size // jax.process_count()

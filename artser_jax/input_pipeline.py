@@ -1,0 +1,194 @@
+"""Grain input pipelines over the TFDS datasets (numpy only; JAX never runs in here).
+
+Training: a labelled source stream and an unlabelled target stream, each
+`source -> shuffle(seed) -> repeat -> shard by process -> PrepareExample -> batch`, zipped into one
+iterator so that one saved iterator state covers both. Process sharding is applied *after* the global
+shuffle: process p of P takes positions p, p + P, ... of the shuffled stream, so the union of all
+processes' local batches b is exactly the single-process global batch b, whatever the process count.
+
+Evaluation: one pass over a split, padded with masked copies up to a multiple of the global batch, so
+every utterance is scored exactly once. Target labels enter only the evaluation pipeline.
+"""
+
+import logging
+import math
+
+import grain
+import grain.experimental
+import numpy as np
+
+from artser_jax import segments as segments_lib
+
+UTTERANCE_ID_BYTES = 96  # utterance ids travel as fixed-size uint8 rows, so they can live on device
+
+
+def encode_utterance_id(utterance_id):
+    raw = utterance_id.encode("utf-8")[:UTTERANCE_ID_BYTES]
+    return np.frombuffer(raw.ljust(UTTERANCE_ID_BYTES, b"\0"), dtype=np.uint8).copy()
+
+
+def decode_utterance_ids(rows):
+    return [bytes(row).rstrip(b"\0").decode("utf-8", errors="replace") for row in np.asarray(rows)]
+
+
+def _text(value):
+    if isinstance(value, np.ndarray):
+        value = value.item()
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+def crop_or_pad_audio(samples, max_samples):
+    """int16 or float audio -> (float32 `(max_samples,)` in [-1, 1], bool mask); cropped from the start."""
+    samples = np.asarray(samples).reshape(-1)
+    if samples.dtype == np.int16:
+        samples = samples.astype(np.float32) / 32768.0
+    samples = samples[:max_samples].astype(np.float32)
+    audio = np.zeros(max_samples, np.float32)
+    audio[:len(samples)] = samples
+    mask = np.zeros(max_samples, bool)
+    mask[:len(samples)] = True
+    return audio, mask
+
+
+class PrepareExample(grain.transforms.Map):
+    """A TFDS example -> static-shape numpy features.
+
+    Output: `audio` (N,) float32, `audio_mask` (N,) bool, `seg_start`/`seg_end` (S,) float32 seconds,
+    `seg_mask` (S,) bool, `seg_cluster` (S,) int32 (-1: no cluster), `utterance_id` (96,) uint8 and, with
+    `with_label`, `label` () int32. Segments past the cropped audio are masked out.
+    """
+
+    def __init__(self, *, max_samples, sample_rate, segment_method, max_segments, segment_options=None,
+                 cluster_model=None, with_label=True):
+        self.max_samples = max_samples
+        self.sample_rate = sample_rate
+        self.segment_method = segment_method
+        self.max_segments = max_segments
+        self.segment_options = dict(segment_options or {})
+        self.cluster_model = cluster_model
+        self.with_label = with_label
+
+    def map(self, element):
+        example = element
+        audio, audio_mask = crop_or_pad_audio(example["audio"], self.max_samples)
+        segments = segments_lib.utterance_segments(example, self.segment_method, self.max_segments,
+                                                   **self.segment_options)
+        if self.cluster_model is not None:
+            cluster = np.asarray(self.cluster_model.assign_example(example, segments), np.int32)
+        else:
+            cluster = np.full(self.max_segments, -1, np.int32)
+        max_seconds = self.max_samples / self.sample_rate
+        seg_mask = segments["seg_mask"] & (segments["seg_start"] < max_seconds)
+        features = {
+            "audio": audio,
+            "audio_mask": audio_mask,
+            "seg_start": segments["seg_start"].astype(np.float32),
+            "seg_end": np.minimum(segments["seg_end"], max_seconds).astype(np.float32),
+            "seg_mask": seg_mask,
+            "seg_cluster": np.where(seg_mask, cluster, -1).astype(np.int32),
+            "utterance_id": encode_utterance_id(_text(example["utterance_id"])),
+        }
+        if self.with_label:
+            features["label"] = np.int32(example["emotion"])
+        return features
+
+
+class MarkValid(grain.transforms.Map):
+    """Adds `eval_mask`: True for real utterances, False for the copies that pad the last batch."""
+
+    def __init__(self, valid):
+        self.valid = valid
+
+    def map(self, element):
+        return {**element, "eval_mask": np.bool_(self.valid)}
+
+
+class ZippedToDict(grain.transforms.Map):
+    def map(self, element):
+        source, target = element
+        return {"source": source, "target": target}
+
+
+def training_stream(data_source, prepare, global_batch_size, seed, shard_index, shard_count):
+    """An endless, shuffled, process-sharded IterDataset of local batches of `prepare`d examples."""
+    if global_batch_size % shard_count:
+        raise ValueError(f"batch size {global_batch_size} does not split over {shard_count} processes")
+    dataset = grain.MapDataset.source(data_source).shuffle(seed=seed).repeat(None)
+    dataset = dataset[shard_index::shard_count]
+    dataset = dataset.map(prepare).batch(global_batch_size // shard_count, drop_remainder=True)
+    return dataset.to_iter_dataset()
+
+
+def training_iterator(source_data, target_data, source_prepare, target_prepare, *, source_batch_size,
+                      target_batch_size, seed, shard_options, worker_count=0, prefetch_buffer=2):
+    """One checkpointable iterator of `{'source': batch, 'target': batch}` local batches."""
+    if target_prepare.with_label:
+        raise ValueError("the target training stream must not carry labels (unsupervised adaptation)")
+    source = training_stream(source_data, source_prepare, source_batch_size, seed,
+                             shard_options.shard_index, shard_options.shard_count)
+    target = training_stream(target_data, target_prepare, target_batch_size, seed + 1,
+                             shard_options.shard_index, shard_options.shard_count)
+    zipped = grain.experimental.ZipIterDataset([source, target]).map(ZippedToDict())
+    if worker_count > 0:
+        zipped = zipped.mp_prefetch(grain.MultiprocessingOptions(num_workers=worker_count))
+    elif prefetch_buffer > 0:
+        zipped = grain.experimental.ThreadPrefetchIterDataset(zipped, prefetch_buffer_size=prefetch_buffer)
+    return iter(zipped)
+
+
+def eval_dataset(data_source, prepare, global_batch_size, shard_options):
+    """Local batches over one split, padded with masked copies so that each utterance counts once.
+
+    Returns a MapDataset (iterate it for one pass) and the number of real utterances.
+    """
+    count = len(data_source)
+    if count == 0:
+        raise ValueError("evaluation split is empty")
+    padded = math.ceil(count / global_batch_size) * global_batch_size
+    real = grain.MapDataset.source(data_source).map(MarkValid(True))
+    parts = [real]
+    if padded > count:
+        parts.append(grain.MapDataset.source(data_source)[:1].repeat(padded - count).map(MarkValid(False)))
+    dataset = grain.MapDataset.concatenate(parts) if len(parts) > 1 else real
+    dataset = dataset[shard_options.shard_index::shard_options.shard_count]
+    dataset = dataset.map(_WithEvalMask(prepare))
+    return dataset.batch(global_batch_size // shard_options.shard_count, drop_remainder=True), count
+
+
+class _WithEvalMask(grain.transforms.Map):
+    """Applies `prepare` and carries the `eval_mask` set by MarkValid through."""
+
+    def __init__(self, prepare):
+        self.prepare = prepare
+
+    def map(self, element):
+        features = self.prepare.map(element)
+        features["eval_mask"] = element["eval_mask"]
+        return features
+
+
+def open_data_source(tfds_name, split, data_dir):
+    """`tfds.data_source` for one of our builders (registering them first), with a clear error."""
+    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+    from artser_jax.data import builders  # noqa: F401  pylint: disable=unused-import,g-import-not-at-top
+
+    try:
+        return tfds.data_source(tfds_name, split=split, data_dir=data_dir, download=False)
+    except Exception as error:  # tfds raises several types for a missing or unprepared dataset
+        raise FileNotFoundError(
+            f"Cannot open dataset {tfds_name} split {split!r} in data_dir {data_dir}: {error}. Prepare it "
+            f"with launch/prepare_data.py first.") from error
+
+
+def class_names(data_source):
+    """The emotion ClassLabel names of a `tfds.data_source`."""
+    return list(data_source.dataset_info.features["emotion"].names)
+
+
+def label_counts(data_source, num_classes):
+    """Per-class utterance counts of a labelled split (reads every record once)."""
+    counts = np.zeros(num_classes, np.int64)
+    for index in range(len(data_source)):
+        counts[int(data_source[index]["emotion"])] += 1
+    logging.info("Label counts: %s", counts.tolist())
+    return counts
