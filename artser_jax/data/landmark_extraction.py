@@ -1,0 +1,255 @@
+"""Video -> mouth landmark tracks: MediaPipe on every frame, in parallel, cached by file content.
+
+Usable without TFDS. `extract_landmarks(videos, cache_dir, num_workers)` runs the MediaPipe Face Landmarker
+in VIDEO mode over every frame of every video, in a pool of worker processes, with a progress bar. Each
+outcome is stored in `cache_dir` under the SHA-256 of the video file (plus a tag of the extractor's
+settings), as soon as it is known, so a rebuild or an interrupted build never redoes a finished video:
+
+- a track: landmarks `(T, 45, 3)` float32 pixels (`landmarks.KEPT_INDICES`), validity `(T,)` bool
+  (False where no face was found; those frames hold zeros), frame times `(T,)` seconds, frame rate;
+- a skip, with its reason: the video cannot be decoded, or no frame has a face.
+"""
+
+import concurrent.futures
+import dataclasses
+import hashlib
+import json
+import logging
+import math
+import multiprocessing
+import os
+import pathlib
+import tempfile
+
+import numpy as np
+import tqdm
+
+from artser_jax import assets
+from artser_jax import landmarks as face_landmarks
+
+# Bump when the stored track changes meaning; it is part of every cache key.
+EXTRACTION_VERSION = 1
+
+
+@dataclasses.dataclass
+class LandmarkTrack:
+    landmarks: np.ndarray    # (T, NUM_KEPT, 3) float32 pixels
+    valid: np.ndarray        # (T,) bool
+    frame_times: np.ndarray  # (T,) float32 seconds from the start of the clip
+    frame_rate: float
+    width: int
+    height: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """What became of one video: its content hash, and the skip reason (None when a track exists)."""
+    path: str
+    sha256: str
+    skip_reason: str = None
+    from_cache: bool = False
+    num_frames: int = 0
+
+
+class VideoSkipped(Exception):
+    """A video that yields no track; the message is the reason written to the skip report."""
+
+
+def file_sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def decode_video(path):
+    """(frame rate, generator of RGB uint8 frames); VideoSkipped if the file cannot be opened."""
+    import cv2
+
+    capture = cv2.VideoCapture(str(path))
+    if not capture.isOpened():
+        capture.release()
+        raise VideoSkipped("undecodable video: OpenCV/FFmpeg cannot open it")
+    frame_rate = capture.get(cv2.CAP_PROP_FPS)
+    if not (math.isfinite(frame_rate) and frame_rate > 0):
+        capture.release()
+        raise VideoSkipped(f"undecodable video: no usable frame rate ({frame_rate})")
+
+    def frames():
+        try:
+            while True:
+                ok, bgr = capture.read()
+                if not ok:
+                    return
+                yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        finally:
+            capture.release()
+
+    return frame_rate, frames()
+
+
+def extract_track(path, model_path=None):
+    """The landmark track of one video (a fresh VIDEO-mode landmarker, so no tracking state carries over
+    from another video). Raises VideoSkipped for an undecodable video or one with no face in any frame."""
+    frame_rate, frames = decode_video(path)
+    points, valid = [], []
+    width = height = 0
+    with face_landmarks.create_face_landmarker(model_path, running_mode="video") as landmarker:
+        last_timestamp_ms = -1
+        for index, frame in enumerate(frames):
+            height, width = frame.shape[:2]
+            # VIDEO mode needs strictly increasing integer milliseconds.
+            timestamp_ms = max(last_timestamp_ms + 1, round(index * 1000.0 / frame_rate))
+            last_timestamp_ms = timestamp_ms
+            kept = face_landmarks.detect(landmarker, frame, timestamp_ms)
+            valid.append(kept is not None)
+            points.append(kept if kept is not None else np.zeros((face_landmarks.NUM_KEPT, 3), np.float32))
+    if not points:
+        raise VideoSkipped("undecodable video: no frame could be decoded")
+    valid = np.array(valid, bool)
+    if not valid.any():
+        raise VideoSkipped(f"no face found in any of its {len(valid)} frames")
+    return LandmarkTrack(landmarks=np.stack(points).astype(np.float32), valid=valid,
+                         frame_times=(np.arange(len(valid)) / frame_rate).astype(np.float32),
+                         frame_rate=float(frame_rate), width=width, height=height)
+
+
+def settings_tag(model_path):
+    """Short hash of everything besides the video that determines a track: the model file, the kept
+    points and the extractor version. Part of the cache key, so a new model never reuses old tracks."""
+    description = json.dumps({"version": EXTRACTION_VERSION, "model_sha256": file_sha256(model_path),
+                              "kept": list(face_landmarks.KEPT_INDICES)})
+    return hashlib.sha256(description.encode()).hexdigest()[:12]
+
+
+def _atomic_write(path, write):
+    """Writes through a temporary file in the same directory, so a killed process leaves no partial entry."""
+    path = pathlib.Path(path)
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+class LandmarkCache:
+    """Per-video outcomes on disk, keyed by `<video sha256>-<settings tag>`."""
+
+    def __init__(self, directory, tag):
+        self.directory = pathlib.Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.tag = tag
+
+    def _track_path(self, sha256):
+        return self.directory / f"{sha256}-{self.tag}.npz"
+
+    def _skip_path(self, sha256):
+        return self.directory / f"{sha256}-{self.tag}.skip.json"
+
+    def lookup(self, sha256):
+        """('track', num_frames) / ('skip', reason) / None for a video not processed yet."""
+        if self._skip_path(sha256).is_file():
+            return "skip", json.loads(self._skip_path(sha256).read_text())["reason"]
+        if self._track_path(sha256).is_file():
+            with np.load(self._track_path(sha256)) as stored:
+                return "track", int(stored["valid"].shape[0])
+        return None
+
+    def store_track(self, sha256, track):
+        _atomic_write(self._track_path(sha256), lambda f: np.savez(
+            f, landmarks=track.landmarks, valid=track.valid, frame_times=track.frame_times,
+            frame_rate=np.float64(track.frame_rate), width=np.int64(track.width),
+            height=np.int64(track.height)))
+
+    def store_skip(self, sha256, reason):
+        _atomic_write(self._skip_path(sha256), lambda f: f.write(json.dumps({"reason": reason}).encode()))
+
+    def load_track(self, sha256):
+        path = self._track_path(sha256)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no cached landmark track for video sha256 {sha256}")
+        with np.load(path) as stored:
+            return LandmarkTrack(landmarks=stored["landmarks"], valid=stored["valid"],
+                                 frame_times=stored["frame_times"], frame_rate=float(stored["frame_rate"]),
+                                 width=int(stored["width"]), height=int(stored["height"]))
+
+
+# Per-worker state, set once by `_init_worker` (each worker process handles many videos).
+_worker = {}
+
+
+def _init_worker(cache_dir, tag, model_path):
+    import cv2
+
+    cv2.setNumThreads(1)  # one process per core: no extra decoder threads competing with the pool
+    _worker.update(cache=LandmarkCache(cache_dir, tag), model_path=model_path)
+
+
+def _process_video(path):
+    """Worker task: hash, look up the cache, else extract and store. Never raises for a bad video."""
+    cache = _worker["cache"]
+    sha256 = file_sha256(path)
+    cached = cache.lookup(sha256)
+    if cached is not None:
+        kind, value = cached
+        if kind == "skip":
+            return Outcome(str(path), sha256, skip_reason=value, from_cache=True)
+        return Outcome(str(path), sha256, from_cache=True, num_frames=value)
+    try:
+        track = extract_track(path, _worker["model_path"])
+    except VideoSkipped as skipped:
+        cache.store_skip(sha256, str(skipped))
+        return Outcome(str(path), sha256, skip_reason=str(skipped))
+    cache.store_track(sha256, track)
+    return Outcome(str(path), sha256, num_frames=len(track.valid))
+
+
+def extract_landmarks(video_paths, cache_dir, num_workers=1, model_path=None, progress=True):
+    """{path (str): Outcome} for every video, running MediaPipe only on videos not yet in the cache.
+
+    `num_workers` <= 1 runs in this process; more uses a spawn-context process pool (MediaPipe and JAX
+    are not fork-safe). Missing files are a FileNotFoundError up front: they are the caller's business
+    (a builder reports them before it gets here).
+    """
+    video_paths = [str(p) for p in video_paths]
+    missing = [p for p in video_paths if not os.path.isfile(p)]
+    if missing:
+        raise FileNotFoundError(f"{len(missing)} video files do not exist, e.g. {missing[:3]}")
+    model_path = str(model_path or assets.face_model_path())
+    tag = settings_tag(model_path)
+    outcomes = {}
+    counts = {"cached": 0, "skipped": 0}
+    bar = tqdm.tqdm(total=len(video_paths), desc="mouth landmarks", unit="video", disable=not progress)
+
+    def record(outcome):
+        outcomes[outcome.path] = outcome
+        counts["cached"] += outcome.from_cache
+        counts["skipped"] += outcome.skip_reason is not None
+        bar.update(1)
+        bar.set_postfix(counts, refresh=False)
+
+    try:
+        if num_workers <= 1:
+            _init_worker(cache_dir, tag, model_path)
+            for path in video_paths:
+                record(_process_video(path))
+        else:
+            with concurrent.futures.ProcessPoolExecutor(
+                    max_workers=num_workers, mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_init_worker, initargs=(str(cache_dir), tag, model_path)) as pool:
+                for outcome in pool.map(_process_video, video_paths, chunksize=1):
+                    record(outcome)
+    finally:
+        bar.close()
+    logging.info("Landmarks: %d videos, %d from cache, %d skipped", len(outcomes), counts["cached"],
+                 counts["skipped"])
+    return outcomes
+
+
+def load_track(cache_dir, model_path, sha256):
+    """The cached track of a video with content hash `sha256`, for the extractor settings of `model_path`."""
+    return LandmarkCache(cache_dir, settings_tag(model_path)).load_track(sha256)
