@@ -156,10 +156,11 @@ def load_encoder(folder, *, seed=0):
                          f"missing weights: {missing or 'none'}; unexpected weights: {unexpected or 'none'}")
     for name, (param, transform) in mapping.items():
         value = transform(tensors[name])
-        if value.shape != param.value.shape:
+        current = param.get_value()
+        if value.shape != current.shape:
             raise ValueError(f"{folder}: weight {name} has shape {tensors[name].shape}, "
-                             f"expected {param.value.shape} after conversion")
-        param.value = jnp.asarray(value, dtype=param.value.dtype)
+                             f"expected {current.shape} after conversion")
+        param.set_value(jnp.asarray(value, dtype=current.dtype))
     log.info("loaded %s encoder (%d layers, width %d) from %s", config.model_type, config.num_hidden_layers,
              config.hidden_size, folder)
     return model

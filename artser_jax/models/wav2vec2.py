@@ -207,7 +207,7 @@ class SelfAttention(nnx.Module):
             # Gate per head and query position, computed from the layer input split into heads.
             gate_logits = self.gru_rel_pos_linear(split(x)).reshape(b, t, self.num_heads, 2, 4).sum(-1)
             gate_a, gate_b = jnp.split(jax.nn.sigmoid(gate_logits), 2, axis=-1)
-            const = self.gru_rel_pos_const.value[None, None, :, None]
+            const = self.gru_rel_pos_const[...][None, None, :, None]
             gate = gate_a * (gate_b * const - 1.0) + 2.0                       # (B, T, H, 1)
             bias = jnp.transpose(gate, (0, 2, 1, 3)) * position_bias[None]     # (B, H, T, T)
         mask = None if key_mask is None else key_mask[:, None, None, :]
