@@ -1,0 +1,372 @@
+"""TFDS builders `crema_d_av` and `msp_improv_av`: audio, mouth landmarks, phones and labels per utterance.
+
+TensorFlow-free: every feature is a `Tensor`, `ClassLabel` or `Text`, the files are ArrayRecord, and the
+datasets are read with `tfds.data_source(...)` into Grain. Both read a manual directory in the corpus's
+own layout (DATA.md sections 1 and 2) and work unchanged on the real corpora and the demo corpora.
+
+Build steps (`_split_generators`):
+1. list the clips with their labels and splits (corpus-specific, `_list_clips`);
+2. check every clip's media: known-bad clips, missing files and unreadable audio are skipped with a reason,
+   a wrong sample rate where the corpus defines one is an error;
+3. extract mouth landmarks for all remaining videos (`landmark_extraction`: parallel, cached by content);
+   undecodable videos and videos with no face are skipped with a reason;
+4. write `skip_report.tsv` into the dataset directory; if more than `max_skip_fraction` of the clips were
+   skipped, fail (the input is wrong, not one file) and leave only a `*-FAILED-skip_report.tsv` beside it.
+TFDS builds into a temporary directory and renames it only on success, so a failed or interrupted build
+never leaves a dataset that looks complete; the landmark cache makes the rerun cheap.
+"""
+
+import abc
+import collections
+import dataclasses
+import inspect
+import logging
+import pathlib
+
+from etils import epath
+import numpy as np
+import tensorflow_datasets as tfds
+import tqdm
+
+from artser_jax import assets
+from artser_jax import landmarks as face_landmarks
+from artser_jax.data import audio as audio_io
+from artser_jax.data import crema_d, landmark_extraction, msp_improv, textgrid
+
+SAMPLE_RATE = audio_io.SAMPLE_RATE
+SKIP_REPORT = "skip_report.tsv"
+DEFAULT_MAX_SKIP_FRACTION = 0.05
+GENDERS = ("female", "male")
+
+
+@dataclasses.dataclass
+class Clip:
+    """One utterance to build: identity, label, split and its media files."""
+    utterance_id: str
+    speaker: str
+    gender: str
+    sentence: str
+    text: str
+    emotion: str
+    split: str
+    audio_path: pathlib.Path
+    video_path: pathlib.Path  # None when the corpus has no video for the clip
+    skip_reason: str = None   # set before any media is read (e.g. a known-bad clip)
+
+
+def _features(classes):
+    tensor = tfds.features.Tensor
+    return tfds.features.FeaturesDict({
+        "utterance_id": tfds.features.Text(),
+        "speaker": tfds.features.Text(),
+        "gender": tfds.features.ClassLabel(names=GENDERS),
+        "sentence": tfds.features.Text(),
+        "text": tfds.features.Text(),
+        "emotion": tfds.features.ClassLabel(names=list(classes)),
+        "audio": tensor(shape=(None,), dtype=np.int16),
+        "landmarks": tensor(shape=(None, face_landmarks.NUM_KEPT, 3), dtype=np.float32),
+        "landmark_valid": tensor(shape=(None,), dtype=np.bool_),
+        "frame_rate": tensor(shape=(), dtype=np.float32),
+        "frame_times": tensor(shape=(None,), dtype=np.float32),
+        "phone_starts": tensor(shape=(None,), dtype=np.float32),
+        "phone_ends": tensor(shape=(None,), dtype=np.float32),
+        "phone_labels": tfds.features.Text(),
+        "corpus": tfds.features.Text(),
+    })
+
+
+def read_phones(path):
+    """(starts, ends, labels joined by spaces) from a TextGrid's "phones" tier; empty when no file.
+
+    Empty-label intervals (unlabelled silence) are dropped: they cannot be joined by spaces, and the
+    segmenter treats them as silence anyway.
+    """
+    if not path.is_file():
+        return np.zeros(0, np.float32), np.zeros(0, np.float32), ""
+    intervals = [(i.start, i.end, i.label.strip()) for i in textgrid.read_phones(path, drop_silence=False)
+                 if i.label.strip()]
+    for start, end, label in intervals:
+        if any(c.isspace() for c in label):
+            raise ValueError(f"{path}: phone label {label!r} ({start:.3f}-{end:.3f} s) contains whitespace")
+    starts = np.array([i[0] for i in intervals], np.float32)
+    ends = np.array([i[1] for i in intervals], np.float32)
+    return starts, ends, " ".join(i[2] for i in intervals)
+
+
+class _AudioVisualBuilder(tfds.core.GeneratorBasedBuilder):
+    """Shared build logic; subclasses list the clips of their corpus."""
+
+    VERSION = tfds.core.Version("1.0.0")
+    RELEASE_NOTES = {"1.0.0": "Audio (16 kHz int16), mouth landmarks, phones, labels, speaker-independent splits."}
+    CORPUS = None
+    # Sample rate that defines the corpus (a file at another rate is an error); None: resample anything.
+    REQUIRED_SAMPLE_RATE = None
+
+    @tfds.core.utils.classproperty
+    @classmethod
+    def code_path(cls):
+        # TFDS 4.9.10 resolves this through `importlib_resources`, which it only installs for Python < 3.9;
+        # for a class defined in a regular file the answer is that file.
+        return epath.Path(inspect.getfile(cls))
+
+    def __init__(self, *, num_workers=1, max_skip_fraction=DEFAULT_MAX_SKIP_FRACTION, landmark_cache_dir=None,
+                 face_model_path=None, progress=True, **kwargs):
+        super().__init__(**kwargs)
+        self._num_workers = num_workers
+        self._max_skip_fraction = max_skip_fraction
+        self._landmark_cache_dir = landmark_cache_dir
+        self._face_model_path = face_model_path
+        self._progress = progress
+
+    def _info(self):
+        config = self.builder_config
+        return self.dataset_info_from_configs(
+            features=_features(config.classes),
+            description=self.__doc__,
+            metadata=tfds.core.MetadataDict(
+                sample_rate=SAMPLE_RATE, corpus=self.CORPUS, classes=list(config.classes),
+                label_source=config.label_source, split_rule=self._split_rule()),
+        )
+
+    @abc.abstractmethod
+    def _split_rule(self):
+        """One line saying how clips are assigned to splits (stored in the dataset metadata)."""
+
+    @abc.abstractmethod
+    def _list_clips(self, manual_dir):
+        """All labelled clips of the corpus under `manual_dir`, as `Clip`s."""
+
+    def _manual_dir(self, dl_manager):
+        manual_dir = pathlib.Path(dl_manager.manual_dir)
+        if not manual_dir.is_dir():
+            raise FileNotFoundError(f"{manual_dir}: {self.name} manual directory not found. "
+                                    f"{self.MANUAL_DOWNLOAD_INSTRUCTIONS}")
+        return manual_dir
+
+    def _split_generators(self, dl_manager):
+        manual_dir = self._manual_dir(dl_manager)
+        clips = self._list_clips(manual_dir)
+        if not clips:
+            raise ValueError(f"{manual_dir}: no clips with a label of {list(self.builder_config.classes)} found")
+        logging.info("%s: %d clips listed in %s", self.name, len(clips), manual_dir)
+        skips = self._check_audio(clips)
+        model_path = str(self._face_model_path or assets.face_model_path())
+        cache_dir = pathlib.Path(self._landmark_cache_dir or pathlib.Path(self.data_dir_root) / "landmark_cache")
+        videos = [c.video_path for c in clips if c.utterance_id not in skips]
+        outcomes = landmark_extraction.extract_landmarks(videos, cache_dir, self._num_workers, model_path,
+                                                         progress=self._progress)
+        for clip in clips:
+            outcome = outcomes.get(str(clip.video_path))
+            if clip.utterance_id not in skips and outcome.skip_reason is not None:
+                skips[clip.utterance_id] = (clip.video_path, outcome.skip_reason)
+        self._write_skip_report(clips, skips)
+        cache = landmark_extraction.LandmarkCache(cache_dir, landmark_extraction.settings_tag(model_path))
+        kept = [c for c in clips if c.utterance_id not in skips]
+        self.info.metadata["num_skipped"] = len(skips)
+        splits = {}
+        for split in ("train", "validation", "test"):
+            split_clips = [c for c in kept if c.split == split]
+            if not split_clips:
+                raise ValueError(f"{manual_dir}: the {split} split has no usable clips "
+                                 f"({self._split_rule()})")
+            splits[split] = self._generate_examples(split_clips, outcomes, cache)
+        return splits
+
+    def _check_audio(self, clips):
+        """{utterance_id: (file, reason)} for clips whose media are known bad, missing or unreadable."""
+        skips = {}
+        for clip in tqdm.tqdm(clips, desc="checking audio", unit="clip", disable=not self._progress):
+            if clip.skip_reason:
+                skips[clip.utterance_id] = (clip.audio_path, clip.skip_reason)
+            elif not clip.audio_path.is_file():
+                skips[clip.utterance_id] = (clip.audio_path, "missing audio file")
+            elif clip.video_path is None or not clip.video_path.is_file():
+                skips[clip.utterance_id] = (clip.video_path or clip.audio_path.with_suffix(".avi"),
+                                            "missing video file")
+            else:
+                try:
+                    info = audio_io.audio_info(clip.audio_path)
+                    audio_io.read_audio(clip.audio_path)
+                except audio_io.AudioError as error:
+                    skips[clip.utterance_id] = (clip.audio_path, f"unreadable audio: {error}")
+                    continue
+                if self.REQUIRED_SAMPLE_RATE and info.samplerate != self.REQUIRED_SAMPLE_RATE:
+                    raise audio_io.AudioError(
+                        f"{clip.audio_path}: sample rate {info.samplerate} Hz, but {self.CORPUS} audio is "
+                        f"{self.REQUIRED_SAMPLE_RATE} Hz; is this the original corpus?")
+        return skips
+
+    def _write_skip_report(self, clips, skips):
+        rows = [(uid, str(path), reason) for uid, (path, reason) in sorted(skips.items())]
+        known_bad = sum(1 for c in clips if c.skip_reason)
+        media_skips = len(skips) - known_bad
+        fraction = media_skips / max(1, len(clips) - known_bad)
+        text = "utterance_id\tfile\treason\n" + "".join("\t".join(row) + "\n" for row in rows)
+        reasons = collections.Counter(reason.split(":")[0] for _, _, reason in rows)
+        logging.info("%s: skipped %d of %d clips (%d known bad): %s", self.name, len(skips), len(clips),
+                     known_bad, dict(reasons))
+        if fraction > self._max_skip_fraction:
+            failed = (pathlib.Path(self.data_dir_root)
+                      / f"{self.name}-{self.builder_config.name}-FAILED-{SKIP_REPORT}")
+            failed.write_text(text)
+            raise RuntimeError(
+                f"{self.name}/{self.builder_config.name}: {media_skips} of {len(clips) - known_bad} clips "
+                f"({fraction:.1%}) have unusable media, more than max_skip_fraction="
+                f"{self._max_skip_fraction:.1%}; something is wrong with the input, not with single files. "
+                f"Reasons: {dict(reasons)}. Full list: {failed}")
+        self.data_path.mkdir(parents=True, exist_ok=True)
+        (self.data_path / SKIP_REPORT).write_text(text)
+
+    def _generate_examples(self, clips, outcomes, cache):
+        for clip in clips:
+            waveform = audio_io.load_audio(clip.audio_path, SAMPLE_RATE, expected_rate=self.REQUIRED_SAMPLE_RATE)
+            track = cache.load_track(outcomes[str(clip.video_path)].sha256)
+            phone_starts, phone_ends, phone_labels = read_phones(clip.audio_path.with_suffix(".TextGrid"))
+            yield clip.utterance_id, {
+                "utterance_id": clip.utterance_id,
+                "speaker": clip.speaker,
+                "gender": clip.gender,
+                "sentence": clip.sentence,
+                "text": clip.text,
+                "emotion": clip.emotion,
+                "audio": audio_io.to_int16(waveform),
+                "landmarks": track.landmarks,
+                "landmark_valid": track.valid,
+                "frame_rate": np.float32(track.frame_rate),
+                "frame_times": track.frame_times,
+                "phone_starts": phone_starts,
+                "phone_ends": phone_ends,
+                "phone_labels": phone_labels,
+                "corpus": self.CORPUS,
+            }
+
+
+class CremaDConfig(tfds.core.BuilderConfig):
+    """Classes (4 or 6) and label source (intended emotion or a perceived majority vote)."""
+
+    def __init__(self, *, classes, label_source, **kwargs):
+        super().__init__(**kwargs)
+        self.classes = tuple(classes)
+        self.label_source = label_source
+
+
+def _crema_d_configs():
+    configs = []
+    for classes in (crema_d.EMOTIONS_4, crema_d.EMOTIONS_6):
+        for source, suffix in (("intended", ""), ("voice_vote", "_voice"), ("multimodal_vote", "_multimodal")):
+            configs.append(CremaDConfig(
+                name=f"emotion{len(classes)}{suffix}", classes=classes, label_source=source,
+                description=f"{len(classes)} classes ({', '.join(classes)}), label: {source}"
+                            + (" (ties dropped)" if source != "intended" else " (from the file name)")))
+    return configs
+
+
+class CremaDAv(_AudioVisualBuilder):
+    """CREMA-D audio-visual: 16 kHz speech, mouth landmarks per video frame, actor-independent splits.
+
+    Splits follow the TFDS `crema_d` builder: sorted actor ids shuffled with RandomState(0), 70/10/20 %
+    of the actors (63/9/19) for train/validation/test.
+    """
+
+    name = "crema_d_av"
+    CORPUS = "crema_d"
+    REQUIRED_SAMPLE_RATE = 16000
+    BUILDER_CONFIGS = _crema_d_configs()
+    MANUAL_DOWNLOAD_INSTRUCTIONS = (
+        "Clone https://github.com/CheyneyComputerScience/CREMA-D with Git LFS (`git lfs pull`) and pass the "
+        "clone as the manual dir: it must hold AudioWAV/, VideoFlash/, SentenceFilenames.csv, "
+        "VideoDemographics.csv and processedResults/summaryTable.csv.")
+
+    def _split_rule(self):
+        return ("by actor, TFDS crema_d algorithm: sorted actor ids, RandomState(0).shuffle, "
+                "int(p * n) cuts at 0.7 / 0.8 (63 / 9 / 19 actors)")
+
+    def _list_clips(self, manual_dir):
+        audio_dir = manual_dir / crema_d.AUDIO_DIR
+        if not audio_dir.is_dir():
+            raise FileNotFoundError(f"{audio_dir}: CREMA-D audio directory not found")
+        for path in sorted(audio_dir.glob("*.wav")):
+            crema_d.parse_stem(path.stem, source=str(path))
+        metadata = crema_d.load_metadata(manual_dir)
+        labels = metadata.labels(self.builder_config.label_source, self.builder_config.classes)
+        actor_splits = metadata.split_of_actor()
+        clips = []
+        for stem, emotion in labels.items():
+            name = crema_d.parse_stem(stem)
+            clips.append(Clip(
+                utterance_id=stem, speaker=name.actor, gender=metadata.actors[name.actor].gender,
+                sentence=name.sentence, text=name.text, emotion=emotion, split=actor_splits[name.actor],
+                audio_path=crema_d.audio_path(manual_dir, stem), video_path=crema_d.video_path(manual_dir, stem),
+                skip_reason=crema_d.KNOWN_BAD_CLIPS.get(stem)))
+        return clips
+
+
+class MspImprovConfig(tfds.core.BuilderConfig):
+    """Label source (consensus or scenario) and which sessions form the validation and test splits."""
+
+    def __init__(self, *, label_source, dev_sessions, test_sessions, **kwargs):
+        super().__init__(**kwargs)
+        self.classes = msp_improv.EMOTIONS_4
+        self.label_source = label_source
+        self.dev_sessions = tuple(dev_sessions)
+        self.test_sessions = tuple(test_sessions)
+
+
+def _msp_improv_configs():
+    configs = []
+    for source, suffix in (("consensus", ""), ("scenario", "_scenario")):
+        configs.append(MspImprovConfig(
+            name=f"emotion4{suffix}", label_source=source, dev_sessions=msp_improv.DEFAULT_DEV_SESSIONS,
+            test_sessions=msp_improv.DEFAULT_TEST_SESSIONS,
+            description=f"4 classes, label: {source}; validation = session "
+                        f"{msp_improv.DEFAULT_DEV_SESSIONS}, test = session {msp_improv.DEFAULT_TEST_SESSIONS}"))
+        for fold, dev, test in msp_improv.leave_one_session_out_folds():
+            configs.append(MspImprovConfig(
+                name=f"emotion4{suffix}_loso{fold}", label_source=source, dev_sessions=dev, test_sessions=test,
+                description=f"4 classes, label: {source}; leave-one-session-out fold {fold}: "
+                            f"validation = session {dev}, test = session {test}"))
+    return configs
+
+
+class MspImprovAv(_AudioVisualBuilder):
+    """MSP-IMPROV audio-visual: speech resampled to 16 kHz, mouth landmarks per video frame, session splits.
+
+    Sessions are speaker-independent (two actors each); the config names the validation and test sessions,
+    the other sessions train.
+    """
+
+    name = "msp_improv_av"
+    CORPUS = "msp_improv"
+    BUILDER_CONFIGS = _msp_improv_configs()
+    MANUAL_DOWNLOAD_INSTRUCTIONS = (
+        "MSP-IMPROV is licensed: request it from the MSP lab (UT Dallas) and pass the release folder as the "
+        "manual dir. It must hold Evaluation.txt (or Evalution.txt) at its root, the audio "
+        "(Audio/session<k>/S<nn><E>/<cond>/<stem>.wav, with or without the Audio/ level) and the video "
+        "(the parallel tree of .avi files).")
+
+    def _split_rule(self):
+        config = self.builder_config
+        return (f"by session: validation = sessions {list(config.dev_sessions)}, test = sessions "
+                f"{list(config.test_sessions)}, train = the others")
+
+    def _list_clips(self, manual_dir):
+        config = self.builder_config
+        metadata = msp_improv.load_metadata(manual_dir)
+        wavs = msp_improv.find_media(manual_dir, ".wav")
+        if not wavs:
+            raise FileNotFoundError(f"{manual_dir}: no MSP-IMPROV .wav files found (looked in all subfolders)")
+        videos = msp_improv.find_media(manual_dir, ".avi")
+        labels = metadata.labels(sorted(wavs), config.label_source, config.classes)
+        unevaluated = [stem for stem in wavs if stem not in metadata.evaluations]
+        if unevaluated:
+            logging.warning("%s: %d audio files have no line in %s (e.g. %s)", self.name, len(unevaluated),
+                            metadata.label_file, unevaluated[:3])
+        clips = []
+        for stem, emotion in labels.items():
+            name = msp_improv.parse_stem(stem)
+            clips.append(Clip(
+                utterance_id=stem, speaker=name.speaker, gender=name.gender, sentence=name.sentence, text="",
+                emotion=emotion, split=msp_improv.session_split(name.session, config.dev_sessions,
+                                                                config.test_sessions),
+                audio_path=wavs[stem], video_path=videos.get(stem)))
+        return clips
