@@ -12,15 +12,20 @@ DATA_AXIS = "data"
 
 
 def initialize_distributed(coordinator_address=None, num_processes=None, process_id=None,
-                           local_device_ids=None):
+                           local_device_ids=None, auto=False):
     """Joins a multi-host run; a no-op for a single process.
 
-    On TPU pods and managed clusters `jax.distributed.initialize()` finds its peers by itself; elsewhere
-    pass the coordinator address, the process count and this process's id.
+    On TPU pods and managed clusters `jax.distributed.initialize()` finds its peers by itself (`auto`);
+    elsewhere pass the coordinator address, the process count and this process's id.
     """
+    if auto:
+        jax.distributed.initialize()
+        return
     if num_processes is None or num_processes <= 1:
         if coordinator_address is None:
             return
+    # CPU processes need a collectives backend to exchange data at all; it does not affect GPU/TPU.
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
     jax.distributed.initialize(coordinator_address=coordinator_address,
                                num_processes=num_processes, process_id=process_id,
                                local_device_ids=local_device_ids)

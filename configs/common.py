@@ -97,9 +97,10 @@ def base_config(source="crema_d", target="msp_improv", method="agcc"):
 
     config.loss = ml_collections.ConfigDict()
     config.loss.gamma = 0.0 if method == "source_only" else 0.5  # [ours] weight of L_AG / CORAL
-    config.loss.triplet = "soft"  # [ours] 'soft' (soft-weighted), 'hinge', 'hard'
-    config.loss.softplus_scale = 1.0  # [ours] lambda in log(1 + exp(lambda (D+ - D-)))
-    config.loss.margin = 0.2  # [ours] for triplet='hinge' and 'hard'
+    config.loss.mining = "soft"  # [ours] 'soft' (softmax-weighted positives/negatives) or 'hard'
+    config.loss.form = "softplus"  # [ours] 'softplus': log(1 + exp(lam (D+ - D-))); 'hinge'
+    config.loss.lam = 1.0  # [ours] lambda of the softplus form
+    config.loss.margin = 0.2  # [ours] margin of the hinge form
     config.loss.anchor_clusters = "common"  # [ours] 'common' or 'all' clusters provide anchors
     config.loss.class_weights = "none"  # [ours] 'none' or 'balanced' (inverse source class frequency)
     config.loss.coral_layers = (1, 2)  # [ours] encoder hidden-state indices for layer_anchored
@@ -116,8 +117,11 @@ def base_config(source="crema_d", target="msp_improv", method="agcc"):
 
     # Evaluators by name: which corpus and split each reads. Best checkpoint = best source_dev UAR.
     config.evals = ml_collections.ConfigDict()
-    config.evals.source_dev = ml_collections.ConfigDict(dict(corpus="source", split=config.source.dev_split))
-    config.evals.target_test = ml_collections.ConfigDict(dict(corpus="target", split=config.target.test_split))
+    # `during_training`: also run at every eval_every step (all evaluators run on the final best step).
+    config.evals.source_dev = ml_collections.ConfigDict(dict(
+        corpus="source", split=config.source.dev_split, during_training=True))
+    config.evals.target_test = ml_collections.ConfigDict(dict(
+        corpus="target", split=config.target.test_split, during_training=False))
 
     config.log_every = 50
     config.eval_every = 500
