@@ -56,28 +56,35 @@ _RIGHT_EYE = [lm.kept_position(i) for i in lm.NORMALISATION_INDICES[:2]]
 _LEFT_EYE = [lm.kept_position(i) for i in lm.NORMALISATION_INDICES[2:4]]
 
 
+def _option(default, help_text):
+    return dataclasses.field(default=default, metadata={"help": help_text})
+
+
 @dataclasses.dataclass
 class GestureConfig:
     """Every choice of the gesture pipeline; saved inside the artifact it produced."""
-    segment_method: str = "phones"
-    max_segments: int = 64
-    min_video_frames: int = 2  # phones shorter than this many video frames are dropped
-    window_seconds: float = 0.2
-    hop_seconds: float = 0.1
-    min_valid_frames: int = 2  # a segment needs this many valid video frames for a descriptor
-    max_gap_frames: int = 3  # longest run of faceless frames that is interpolated
-    num_clusters: int = 8
-    seed: int = 0
-    n_init: int = 4  # k-means++ restarts
-    algorithm: str = "kmeans"  # "kmeans" (Lloyd, full batch) or "minibatch"
-    minibatch_size: int = 4096
-    max_iter: int = 300
-    common_min_ratio: float = 0.5  # min(p_s, p_t) / max(p_s, p_t) threshold of the common rule
-    common_min_count: int = 10  # both corpora need at least this many segments in a common cluster
-    min_speaker_segments: int = 10  # speakers with fewer valid segments use the corpus statistics
-    unseen_speaker: str = "utterance"  # "utterance": own statistics; "corpus": corpus statistics
-    min_utterance_segments: int = 4  # fewer valid segments than this: corpus statistics instead
-    std_floor: float = 1e-3  # lower bound on a normalisation std, for near-constant descriptors
+    segment_method: str = _option("phones", "Segments: 'phones' (alignment) or 'windows' (voiced).")
+    max_segments: int = _option(64, "Static segment count per utterance (padded, masked).")
+    min_video_frames: int = _option(2, "Phones shorter than this many video frames are dropped.")
+    window_seconds: float = _option(0.2, "Window length for segment_method='windows'.")
+    hop_seconds: float = _option(0.1, "Window hop for segment_method='windows'.")
+    min_valid_frames: int = _option(2, "Valid video frames a segment needs for a descriptor.")
+    max_gap_frames: int = _option(3, "Longest run of faceless frames that is interpolated.")
+    num_clusters: int = _option(8, "K of k-means.")
+    seed: int = _option(0, "k-means seed.")
+    n_init: int = _option(4, "k-means++ restarts; the best inertia wins.")
+    algorithm: str = _option("kmeans", "'kmeans' (full-batch Lloyd) or 'minibatch'.")
+    minibatch_size: int = _option(4096, "Batch size for algorithm='minibatch'.")
+    max_iter: int = _option(300, "k-means iterations (epochs for 'minibatch').")
+    common_min_ratio: float = _option(0.5, "Common cluster: min(p_s, p_t) / max(p_s, p_t) >= this.")
+    common_min_count: int = _option(10, "Common cluster: both corpora have at least this many segments.")
+    min_speaker_segments: int = _option(
+            10, "Speakers with fewer valid segments are normalised with their corpus's statistics.")
+    unseen_speaker: str = _option(
+            "utterance", "Speakers not in the fit data: 'utterance' (own statistics) or 'corpus'.")
+    min_utterance_segments: int = _option(
+            4, "unseen_speaker='utterance' with fewer valid segments than this uses the corpus's.")
+    std_floor: float = _option(1e-3, "Lower bound on a normalisation std (near-constant descriptors).")
 
     def validate(self):
         if self.segment_method not in segments_lib.METHODS:
