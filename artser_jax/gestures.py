@@ -441,6 +441,9 @@ class PhoneGestureModel:
     phones: tuple = ARPABET_VOWELS
     kind = "phone"
 
+    def __post_init__(self):
+        self.phones = tuple(_normalise_label(phone) for phone in self.phones)
+
     @property
     def num_clusters(self):
         return len(self.phones)

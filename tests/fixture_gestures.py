@@ -14,6 +14,8 @@ from artser_jax import gestures
 from artser_jax import landmarks as lm
 
 FRAME_RATE = 30.0
+TINY_SOURCE = "crema_d_av/emotion4"
+TINY_TARGET = "msp_improv_av/emotion4"
 # Planted shapes: (mouth width, inner aperture, corner height), in inter-ocular distances, and the
 # phone label written for them.
 SHAPES = {
@@ -125,12 +127,9 @@ def planted_corpus(rng, corpus, num_speakers, utterances_per_speaker, segments_p
 @pytest.fixture(scope="session")
 def tiny_gesture_model(tiny_data_dir, tmp_path_factory):
     """Path of a `GestureModel` fitted on the tiny `crema_d_av` and `msp_improv_av` training splits."""
-    from artser_jax.data import builders
-
     config = gestures.GestureConfig(num_clusters=4, n_init=2, common_min_count=3,
                                     min_speaker_segments=5)
-    model = gestures.fit_gesture_model(builders.TINY_SOURCE_DATASET, builders.TINY_TARGET_DATASET,
-                                       tiny_data_dir, config)
+    model = gestures.fit_gesture_model(TINY_SOURCE, TINY_TARGET, tiny_data_dir, config)
     path = tmp_path_factory.mktemp("gestures") / "tiny_gestures.npz"
     model.save(path)
     return path
