@@ -370,3 +370,67 @@ class MspImprovAv(_AudioVisualBuilder):
                                                                 config.test_sessions),
                 audio_path=wavs[stem], video_path=videos.get(stem)))
         return clips
+
+
+BUILDERS = {"crema_d": CremaDAv, "msp_improv": MspImprovAv}
+# Manifest paths the builders read (the manifest also lists AudioMP3/, which is not needed).
+MANIFEST_PREFIXES = {"crema_d": (crema_d.AUDIO_DIR + "/", crema_d.VIDEO_DIR + "/"), "msp_improv": None}
+
+
+def prepare_dataset(corpus, manual_dir, data_dir, config_names=("emotion4",), num_workers=1, verify=False,
+                    manifest_path=None, max_skip_fraction=DEFAULT_MAX_SKIP_FRACTION, landmark_cache_dir=None,
+                    face_model_path=None, progress=True):
+    """Builds the `config_names` of a corpus's dataset into `data_dir`; {config: (status, path)}.
+
+    Idempotent: a config already built is reported as such and left alone. With `verify`, the media are
+    checked against the manifest (default `<manual_dir>/media-manifest.tsv`) before any extraction, and any
+    missing, truncated or corrupted file stops the build with a report.
+    """
+    if corpus not in BUILDERS:
+        raise ValueError(f"unknown corpus {corpus!r}; choose one of {sorted(BUILDERS)}")
+    manual_dir = pathlib.Path(manual_dir).expanduser()
+    if not manual_dir.is_dir():
+        raise FileNotFoundError(f"{manual_dir}: manual directory not found. "
+                                f"{BUILDERS[corpus].MANUAL_DOWNLOAD_INSTRUCTIONS}")
+    data_dir = pathlib.Path(data_dir).expanduser()
+    unknown = [name for name in config_names if name not in BUILDERS[corpus].builder_configs]
+    if unknown:
+        raise ValueError(f"unknown {BUILDERS[corpus].name} configs {unknown}; known: "
+                         f"{sorted(BUILDERS[corpus].builder_configs)}")
+    builder_kwargs = dict(num_workers=num_workers, max_skip_fraction=max_skip_fraction,
+                          landmark_cache_dir=landmark_cache_dir, face_model_path=face_model_path, progress=progress)
+    builders = {name: BUILDERS[corpus](config=name, data_dir=str(data_dir), **builder_kwargs)
+                for name in config_names}
+    results = {}
+    for name, builder in builders.items():
+        if builder.is_prepared():
+            logging.info("%s/%s is already built at %s; nothing to do", builder.name, name, builder.data_path)
+            results[name] = ("already built", builder.data_path)
+    if verify and len(results) < len(builders):
+        _verify_media(corpus, manual_dir, data_dir, manifest_path, progress)
+    for name, builder in builders.items():
+        if name in results:
+            continue
+        builder.download_and_prepare(
+            file_format="array_record",
+            download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir)))
+        logging.info("%s/%s built at %s", builder.name, name, builder.data_path)
+        results[name] = ("built", builder.data_path)
+    return results
+
+
+def _verify_media(corpus, manual_dir, data_dir, manifest_path, progress):
+    from artser_jax.data import manifest
+
+    manifest_path = pathlib.Path(manifest_path or manual_dir / manifest.MANIFEST_NAME)
+    if not manifest_path.is_file():
+        raise FileNotFoundError(f"{manifest_path}: media manifest not found; pass --manifest=PATH to verify "
+                                f"(for CREMA-D: the media-manifest.tsv shipped with the metadata)")
+    report = manifest.verify_media(manual_dir, manifest.read_manifest(manifest_path),
+                                   prefixes=MANIFEST_PREFIXES[corpus], progress=progress)
+    logging.info("media verification: %s", report.summary())
+    if not report.ok:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        report_path = data_dir / f"{corpus}-media-verification.tsv"
+        report.write_tsv(report_path)
+        raise RuntimeError(f"{manual_dir}: {report.summary()}\nFull report: {report_path}")
