@@ -177,3 +177,10 @@ def test_msp_improv_stems_media_and_sessions(tmp_path):
     assert sorted(test for _, _, (test,) in folds) == list(msp_improv.SESSIONS)
     with pytest.raises(ValueError, match="overlap"):
         msp_improv.session_split(1, (1,), (1, 2))
+
+
+def test_msp_improv_default_sessions_are_the_last_two_present():
+    assert msp_improv.default_sessions(range(1, 7)) == ((5,), (6,))
+    assert msp_improv.default_sessions([3, 1, 2, 2]) == ((2,), (3,))
+    with pytest.raises(ValueError, match=r"at least 3 sessions.*\[1, 2\]"):
+        msp_improv.default_sessions([1, 2, 2])

@@ -302,24 +302,27 @@ class CremaDAv(_AudioVisualBuilder):
 
 
 class MspImprovConfig(tfds.core.BuilderConfig):
-    """Label source (consensus or scenario) and which sessions form the validation and test splits."""
+    """Label source (consensus or scenario) and which sessions form the validation and test splits.
 
-    def __init__(self, *, label_source, dev_sessions, test_sessions, **kwargs):
+    `dev_sessions` / `test_sessions` None: the second-to-last and the last session present (5 and 6 of the
+    full corpus; `msp_improv.default_sessions`). The sessions used are stored in the dataset metadata.
+    """
+
+    def __init__(self, *, label_source, dev_sessions=None, test_sessions=None, **kwargs):
         super().__init__(**kwargs)
         self.classes = msp_improv.EMOTIONS_4
         self.label_source = label_source
-        self.dev_sessions = tuple(dev_sessions)
-        self.test_sessions = tuple(test_sessions)
+        self.dev_sessions = tuple(dev_sessions) if dev_sessions else None
+        self.test_sessions = tuple(test_sessions) if test_sessions else None
 
 
 def _msp_improv_configs():
     configs = []
     for source, suffix in (("consensus", ""), ("scenario", "_scenario")):
         configs.append(MspImprovConfig(
-            name=f"emotion4{suffix}", label_source=source, dev_sessions=msp_improv.DEFAULT_DEV_SESSIONS,
-            test_sessions=msp_improv.DEFAULT_TEST_SESSIONS,
-            description=f"4 classes, label: {source}; validation = session "
-                        f"{msp_improv.DEFAULT_DEV_SESSIONS}, test = session {msp_improv.DEFAULT_TEST_SESSIONS}"))
+            name=f"emotion4{suffix}", label_source=source,
+            description=f"4 classes, label: {source}; validation = the second-to-last session present, "
+                        "test = the last (5 and 6 of the full corpus)"))
         for fold, dev, test in msp_improv.leave_one_session_out_folds():
             configs.append(MspImprovConfig(
                 name=f"emotion4{suffix}_loso{fold}", label_source=source, dev_sessions=dev, test_sessions=test,
@@ -346,6 +349,9 @@ class MspImprovAv(_AudioVisualBuilder):
 
     def _split_rule(self):
         config = self.builder_config
+        if config.dev_sessions is None:
+            return ("by session: validation = the second-to-last session present, test = the last "
+                    "(5 and 6 of the full corpus), train = the others")
         return (f"by session: validation = sessions {list(config.dev_sessions)}, test = sessions "
                 f"{list(config.test_sessions)}, train = the others")
 
@@ -357,6 +363,13 @@ class MspImprovAv(_AudioVisualBuilder):
             raise FileNotFoundError(f"{manual_dir}: no MSP-IMPROV .wav files found (looked in all subfolders)")
         videos = msp_improv.find_media(manual_dir, ".avi")
         labels = metadata.labels(sorted(wavs), config.label_source, config.classes)
+        if config.dev_sessions is None:
+            dev_sessions, test_sessions = msp_improv.default_sessions(
+                msp_improv.parse_stem(stem).session for stem in labels)
+        else:
+            dev_sessions, test_sessions = config.dev_sessions, config.test_sessions
+        self.info.metadata.update(dev_sessions=list(dev_sessions), test_sessions=list(test_sessions))
+        logging.info("%s: validation sessions %s, test sessions %s", self.name, dev_sessions, test_sessions)
         unevaluated = [stem for stem in wavs if stem not in metadata.evaluations]
         if unevaluated:
             logging.warning("%s: %d audio files have no line in %s (e.g. %s)", self.name, len(unevaluated),
@@ -366,8 +379,7 @@ class MspImprovAv(_AudioVisualBuilder):
             name = msp_improv.parse_stem(stem)
             clips.append(Clip(
                 utterance_id=stem, speaker=name.speaker, gender=name.gender, sentence=name.sentence, text="",
-                emotion=emotion, split=msp_improv.session_split(name.session, config.dev_sessions,
-                                                                config.test_sessions),
+                emotion=emotion, split=msp_improv.session_split(name.session, dev_sessions, test_sessions),
                 audio_path=wavs[stem], video_path=videos.get(stem)))
         return clips
 

@@ -20,8 +20,6 @@ CONDITIONS = {"R": "read", "S": "target sentence improvised", "T": "other improv
 LABEL_SOURCES = ("consensus", "scenario")
 SESSIONS = (1, 2, 3, 4, 5, 6)
 LABEL_FILE_NAMES = ("Evaluation.txt", "Evalution.txt")
-DEFAULT_DEV_SESSIONS = (5,)
-DEFAULT_TEST_SESSIONS = (6,)
 
 _STEM_RE = re.compile(
     r"^MSP-IMPROV-S(?P<sentence>\d{2})(?P<scenario>[AHSN])-(?P<gender>[FM])(?P<session>\d{2})"
@@ -202,7 +200,16 @@ def find_media(manual_dir, suffix):
     return found
 
 
-def session_split(session, dev_sessions=DEFAULT_DEV_SESSIONS, test_sessions=DEFAULT_TEST_SESSIONS):
+def default_sessions(present_sessions):
+    """(dev_sessions, test_sessions) of the default split: the second-to-last and the last session present
+    (sessions 5 and 6 of the full corpus), so that a partial copy or a small demo corpus still splits."""
+    present = sorted(set(present_sessions))
+    if len(present) < 3:
+        raise ValueError(f"a session split needs at least 3 sessions (train, validation, test); found {present}")
+    return (present[-2],), (present[-1],)
+
+
+def session_split(session, dev_sessions, test_sessions):
     """Split name of a session: 'validation', 'test' or 'train'."""
     if set(dev_sessions) & set(test_sessions):
         raise ValueError(f"dev sessions {dev_sessions} and test sessions {test_sessions} overlap")
