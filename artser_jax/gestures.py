@@ -223,10 +223,13 @@ def segment_descriptors(example, segments, min_valid_frames=2, max_gap_frames=3)
     A segment is valid when it is a real (unmasked) segment with at least `min_valid_frames` valid
     video frames and at least one pair of consecutive valid frames; invalid rows are zero.
     """
-    lips, valid, membership = _frames_of_example(example, segments, max_gap_frames)
+    lips, valid, all_membership = _frames_of_example(example, segments, max_gap_frames)
     frame_rate = float(np.asarray(example["frame_rate"]))
     if not frame_rate > 0:
         raise ValueError(f"{_example_name(example)}: frame_rate must be positive, got {frame_rate}")
+    # Statistics only for real segments: most rows of a padded layout are padding.
+    real = np.flatnonzero(np.asarray(segments["seg_mask"], bool))
+    membership = all_membership[real]
     geometry = frame_geometry(lips)
     # Difference at frame t is (g[t] - g[t-1]) per second; it belongs to a segment holding both frames.
     deltas = np.diff(geometry, axis=0, prepend=geometry[:1]) * frame_rate
@@ -239,10 +242,14 @@ def segment_descriptors(example, segments, min_valid_frames=2, max_gap_frames=3)
     # Order: series-major, statistic-minor, as DESCRIPTOR_NAMES.
     geometry_stats = np.stack(statistics[:4], axis=-1)  # (S, 6, 4)
     delta_stats = np.stack(statistics[4:], axis=-1)
-    descriptors = np.concatenate([geometry_stats, delta_stats], axis=1).reshape(len(membership), -1)
-    ok = (frame_member.sum(1) >= min_valid_frames) & pair_member.any(1)
-    ok &= np.isfinite(descriptors).all(1)
-    return np.where(ok[:, None], descriptors, 0.0), ok
+    real_descriptors = np.concatenate([geometry_stats, delta_stats], axis=1).reshape(len(real), -1)
+    real_ok = (frame_member.sum(1) >= min_valid_frames) & pair_member.any(1)
+    real_ok &= np.isfinite(real_descriptors).all(1)
+    descriptors = np.zeros((len(all_membership), NUM_DESCRIPTORS))
+    ok = np.zeros(len(all_membership), bool)
+    descriptors[real[real_ok]] = real_descriptors[real_ok]
+    ok[real[real_ok]] = True
+    return descriptors, ok
 
 
 def segment_mean_lips(example, segments, max_gap_frames=3):

@@ -1,0 +1,96 @@
+"""Benchmark: time to fit the gesture cluster space on, and to assign, 200,000 segments.
+
+    python benchmarks/bench_gestures.py [--num_segments=200000 --num_clusters=8 --n_init=4]
+
+Utterances are synthetic landmark tracks with planted mouth shapes (tests/fixture_gestures.py), 12
+phone segments each, from a pool of distinct utterances reused until `num_segments` segments are
+reached (descriptor cost does not depend on which utterance it is). Measured, single process:
+1. descriptors: segmentation + mouth descriptors of every utterance (the per-example work of the fit);
+2. fit: speaker statistics, scaler, k-means++ (`kmeans` and `minibatch`), common clusters;
+3. assign: `GestureModel.assign_example` per utterance (what the input pipeline calls) and
+   `assign_table` on the whole table.
+Prints one JSON object.
+"""
+
+import json
+import pathlib
+import sys
+import time
+
+from absl import app
+from absl import flags
+import numpy as np
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+from artser_jax import gestures  # noqa: E402
+from tests import fixture_gestures as planted  # noqa: E402
+
+_NUM_SEGMENTS = flags.DEFINE_integer("num_segments", 200_000, "Segments to fit on and assign.")
+_NUM_CLUSTERS = flags.DEFINE_integer("num_clusters", 8, "K.")
+_N_INIT = flags.DEFINE_integer("n_init", 4, "k-means++ restarts.")
+_POOL = flags.DEFINE_integer("pool_utterances", 600, "Distinct synthetic utterances (per corpus: half).")
+_SPEAKERS = flags.DEFINE_integer("speakers_per_corpus", 30, "Synthetic speakers per corpus.")
+_ALGORITHMS = flags.DEFINE_list("algorithms", ["kmeans", "minibatch"], "k-means variants to time.")
+
+SEGMENTS_PER_UTTERANCE = 12
+
+
+def synthetic_corpora(rng, pool_utterances, speakers_per_corpus):
+    """Per corpus: the pool of examples and their planted shape per segment."""
+    return [planted.planted_corpus(rng, corpus, speakers_per_corpus,
+                                   max(1, pool_utterances // 2 // speakers_per_corpus),
+                                   SEGMENTS_PER_UTTERANCE)
+            for corpus in ("corpus_a", "corpus_b")]
+
+
+def repeated(examples, count):
+    return [examples[i % len(examples)] for i in range(count)]
+
+
+def main(argv):
+    del argv
+    rng = np.random.default_rng(0)
+    pools = synthetic_corpora(rng, _POOL.value, _SPEAKERS.value)
+    per_corpus = _NUM_SEGMENTS.value // SEGMENTS_PER_UTTERANCE // 2
+    corpora = [repeated(examples, per_corpus) for examples, _ in pools]
+    truth = np.concatenate([np.concatenate(repeated(truths, per_corpus)) for _, truths in pools])
+    result = {"num_segments": 2 * per_corpus * SEGMENTS_PER_UTTERANCE, "utterances": 2 * per_corpus,
+              "num_clusters": _NUM_CLUSTERS.value, "n_init": _N_INIT.value,
+              "descriptor_dim": gestures.NUM_DESCRIPTORS}
+
+    base = gestures.GestureConfig(num_clusters=_NUM_CLUSTERS.value, n_init=_N_INIT.value)
+    started = time.perf_counter()
+    tables = [gestures.descriptor_table(examples, base) for examples in corpora]
+    result["descriptors_s"] = round(time.perf_counter() - started, 2)
+    result["valid_segments"] = int(sum(len(t.descriptors) for t in tables))
+    if result["valid_segments"] != len(truth):
+        raise RuntimeError("every planted segment should have a valid descriptor")
+
+    models = {}
+    for algorithm in _ALGORITHMS.value:
+        config = gestures.GestureConfig(num_clusters=_NUM_CLUSTERS.value, n_init=_N_INIT.value,
+                                        algorithm=algorithm)
+        started = time.perf_counter()
+        model, labels, _ = gestures.fit_from_tables(*tables, config, ("corpus_a", "corpus_b"))
+        result[f"fit_{algorithm}_s"] = round(time.perf_counter() - started, 2)
+        result[f"fit_{algorithm}_purity"] = round(float(gestures.cluster_purity(labels, truth)), 4)
+        models[algorithm] = model
+    model = models[_ALGORITHMS.value[0]]
+
+    started = time.perf_counter()
+    for examples in corpora:
+        for example in examples:
+            model.assign_example(example, base.segments(example))
+    elapsed = time.perf_counter() - started
+    result["assign_example_s"] = round(elapsed, 2)
+    result["assign_example_us_per_utterance"] = round(1e6 * elapsed / result["utterances"], 1)
+
+    started = time.perf_counter()
+    for table in tables:
+        model.assign_table(table)
+    result["assign_table_s"] = round(time.perf_counter() - started, 3)
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    app.run(main)
