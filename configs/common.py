@@ -87,8 +87,11 @@ def base_config(source="crema_d", target="msp_improv", method="agcc"):
     config.model.freeze_encoder = True  # [ours] for pretrained encoders
     config.model.encoder_layer = -1  # [ours] which hidden state feeds segment pooling (-1 = last)
     config.model.weighted_layer_sum = False  # [ours] learned softmax weights over all layers instead
+    # [ours] log-mel front end (artser_jax/models/logmel.py LogMelConfig): 25 ms / 10 ms STFT, a stride-2
+    # input conv (20 ms frames, the rate of wav2vec2) and residual conv blocks.
     config.model.logmel = ml_collections.ConfigDict(dict(
-        num_mels=80, window_ms=25.0, hop_ms=10.0, conv_channels=(128, 128), conv_stride=2))
+        n_fft=400, hop_length=160, n_mels=80, compression="db", utterance_norm=True, width=256,
+        input_kernel=5, input_stride=2, num_blocks=2, block_kernel=5))
     config.model.transformer_layers = 2  # [ours]
     config.model.transformer_heads = 4  # [ours]
     config.model.transformer_width = 256  # [ours]

@@ -1,0 +1,46 @@
+r"""Trains and evaluates one AG-CC (or baseline) run.
+
+    python launch/train.py --config=configs/demo.py:direction=crema_to_msp,method=agcc \
+        --config.data_dir=DATA --config.gestures_path=GESTURES.npz --workdir=RUN
+
+Any config field can be overridden (`--config.loss.gamma=0.3`); an unknown field is an error before any
+work starts. Rerunning with the same --workdir resumes from its latest checkpoint; SIGTERM saves one and
+exits. Multi-host: every process runs this command; on TPU pods and managed clusters add
+--multihost, elsewhere give --coordinator_address, --num_processes and --process_id.
+"""
+
+from absl import app
+from absl import flags
+from absl import logging
+from ml_collections import config_flags
+
+from artser_jax import sharding
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Training config file (configs/*.py[:args]).",
+                                          lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Run directory: checkpoints, metrics, reports, export.",
+                               required=True)
+_MULTIHOST = flags.DEFINE_bool("multihost", False, "Call jax.distributed.initialize() with auto-detection.")
+_COORDINATOR = flags.DEFINE_string("coordinator_address", None, "host:port of process 0 (multi-host).")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Number of processes (multi-host).")
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index (multi-host).")
+
+
+def main(argv):
+    del argv
+    if _CONFIG.value is None:
+        raise app.UsageError("--config is required")
+    sharding.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value,
+                                    auto=_MULTIHOST.value)
+    logging.set_verbosity(logging.INFO)
+    from artser_jax import train  # pylint: disable=g-import-not-at-top  (after distributed init)
+
+    result = train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+    if result["preempted"]:
+        logging.warning("Stopped early at step %d after SIGTERM; rerun the same command to resume.",
+                        result["step"])
+
+
+if __name__ == "__main__":
+    flags.mark_flag_as_required("config")
+    app.run(main)
