@@ -1,0 +1,178 @@
+"""The acoustic model of METHOD.md 2.3: encoder -> segment pooling -> segment transformer -> classifier.
+
+Segments are time intervals `[seg_start, seg_end)` in seconds. A frame belongs to a segment when the
+centre of its window, `i * hop + window / 2`, lies inside the interval; a valid segment that contains no
+frame centre (shorter than one hop) takes the valid frame whose centre is nearest to its midpoint.
+
+Layer selection works on the encoder's selectable layers `(*hidden_states[:-1], frames)` (the last entry
+is the final output, after the final LayerNorm of pre-LN models): "last", an int index, or "weighted"
+(a learned softmax-weighted sum, the weights trained even when the encoder is frozen).
+"""
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+
+class SegmentModelOutput(NamedTuple):
+    logits: jax.Array               # (B, C)
+    segment_embeddings: jax.Array   # (B, S, width), zero at padded segments
+    hidden_states: tuple            # selectable encoder layers, (B, F, D) each, for CORAL
+    frame_mask: jax.Array           # (B, F) bool
+
+
+def selectable_layers(encoder_output):
+    return (*encoder_output.hidden_states[:-1], encoder_output.frames)
+
+
+def frame_centres(num_frames, hop_seconds, window_seconds):
+    return np.arange(num_frames, dtype=np.float32) * hop_seconds + window_seconds / 2
+
+
+def segment_pooling_weights(centres, frame_mask, seg_start, seg_end, seg_mask):
+    """(B, S, F) float32 weights summing to 1 over the frames of each valid segment (0 for padded ones)."""
+    centres = jnp.asarray(centres)[None, None, :]
+    inside = (centres >= seg_start[..., None]) & (centres < seg_end[..., None]) & frame_mask[:, None, :]
+    midpoint = (seg_start + seg_end)[..., None] / 2
+    distance = jnp.where(frame_mask[:, None, :], jnp.abs(centres - midpoint), jnp.inf)
+    nearest = jax.nn.one_hot(jnp.argmin(distance, axis=-1), centres.shape[-1], dtype=bool)
+    has_frames = jnp.any(inside, axis=-1, keepdims=True)
+    chosen = jnp.where(has_frames, inside, nearest) & seg_mask[..., None] & jnp.any(frame_mask, -1)[:, None, None]
+    weights = chosen.astype(jnp.float32)
+    return weights / jnp.maximum(jnp.sum(weights, axis=-1, keepdims=True), 1.0)
+
+
+def sinusoidal_positions(length, width):
+    positions = np.arange(length, dtype=np.float32)[:, None]
+    rates = np.exp(-np.log(10000.0) * np.arange(0, width, 2, dtype=np.float32) / width)
+    table = np.zeros((length, width), np.float32)
+    table[:, 0::2] = np.sin(positions * rates)
+    table[:, 1::2] = np.cos(positions * rates[: width // 2])
+    return table
+
+
+class SegmentTransformerLayer(nnx.Module):
+    """Pre-LN Transformer encoder layer over segments."""
+
+    def __init__(self, width, num_heads, dropout, *, rngs):
+        self.attention_norm = nnx.LayerNorm(width, rngs=rngs)
+        self.attention = nnx.MultiHeadAttention(num_heads, width, dropout_rate=dropout, decode=False, rngs=rngs)
+        self.mlp_norm = nnx.LayerNorm(width, rngs=rngs)
+        self.mlp_in = nnx.Linear(width, 4 * width, rngs=rngs)
+        self.mlp_out = nnx.Linear(4 * width, width, rngs=rngs)
+        self.dropout = nnx.Dropout(dropout, rngs=rngs)
+
+    def __call__(self, x, attention_mask, deterministic):
+        attended = self.attention(self.attention_norm(x), mask=attention_mask, deterministic=deterministic)
+        x = x + self.dropout(attended, deterministic=deterministic)
+        hidden = self.dropout(jax.nn.gelu(self.mlp_in(self.mlp_norm(x))), deterministic=deterministic)
+        return x + self.dropout(self.mlp_out(hidden), deterministic=deterministic)
+
+
+class SegmentEmotionModel(nnx.Module):
+    """Utterance emotion classifier over pooled segments; also returns the segment embeddings z_seg.
+
+    With `encoder` (a `LogMelEncoder` or `Wav2Vec2Encoder`) it runs on audio; with `encoder=None` it runs
+    on precomputed frozen features (see `models.features`), given `feature_dim`, `num_hidden_states`
+    (layers stored per utterance) and the frame geometry in seconds.
+    """
+
+    def __init__(self, encoder=None, *, num_classes=4, width=256, num_layers=2, num_heads=4, dropout=0.1,
+                 classifier_hidden=256, layer_selection="last", frozen_encoder=True, feature_dim=None,
+                 num_hidden_states=None, frame_hop_seconds=None, frame_window_seconds=None, rngs: nnx.Rngs):
+        self.encoder = encoder
+        if encoder is not None:
+            feature_dim, num_hidden_states = encoder.output_dim, encoder.num_hidden_states
+            frame_hop_seconds, frame_window_seconds = encoder.frame_hop_seconds, encoder.frame_window_seconds
+        elif None in (feature_dim, num_hidden_states, frame_hop_seconds, frame_window_seconds):
+            raise ValueError("without an encoder, feature_dim, num_hidden_states, frame_hop_seconds and "
+                             "frame_window_seconds are required")
+        if layer_selection not in ("last", "weighted") and not isinstance(layer_selection, int):
+            raise ValueError(f"layer_selection must be 'last', 'weighted' or a layer index, got {layer_selection!r}")
+        if isinstance(layer_selection, int) and not -num_hidden_states <= layer_selection < num_hidden_states:
+            raise ValueError(f"layer_selection {layer_selection} is out of range for {num_hidden_states} layers")
+        self.layer_selection = layer_selection
+        self.frozen_encoder = frozen_encoder
+        self.frame_hop_seconds = frame_hop_seconds
+        self.frame_window_seconds = frame_window_seconds
+        self.layer_weights = nnx.Param(jnp.zeros((num_hidden_states,), jnp.float32)) \
+            if layer_selection == "weighted" else None
+        self.input_projection = nnx.Linear(feature_dim, width, rngs=rngs)
+        self.input_dropout = nnx.Dropout(dropout, rngs=rngs)
+        self.segment_layers = nnx.List([SegmentTransformerLayer(width, num_heads, dropout, rngs=rngs)
+                                        for _ in range(num_layers)])
+        self.output_norm = nnx.LayerNorm(width, rngs=rngs)
+        self.classifier_hidden = nnx.Linear(width, classifier_hidden, rngs=rngs)
+        self.classifier_dropout = nnx.Dropout(dropout, rngs=rngs)
+        self.classifier_out = nnx.Linear(classifier_hidden, num_classes, rngs=rngs)
+        self.width = width
+
+    def select_layer(self, layers):
+        if self.layer_selection == "last":
+            return layers[-1]
+        if self.layer_selection == "weighted":
+            weights = jax.nn.softmax(self.layer_weights[...])
+            return sum(w * layer for w, layer in zip(weights, layers))
+        return layers[self.layer_selection]
+
+    def __call__(self, audio, audio_mask, seg_start, seg_end, seg_mask, *, deterministic=True):
+        if self.encoder is None:
+            raise ValueError("this model was built for precomputed features; call forward_features")
+        encoded = self.encoder(audio, audio_mask, deterministic=deterministic or self.frozen_encoder)
+        layers = selectable_layers(encoded)
+        if self.frozen_encoder:
+            layers = jax.lax.stop_gradient(layers)
+        return self.forward_features(layers, encoded.frame_mask, seg_start, seg_end, seg_mask,
+                                     deterministic=deterministic)
+
+    def forward_features(self, layers, frame_mask, seg_start, seg_end, seg_mask, *, deterministic=True):
+        """layers: sequence of (B, F, D), or an array (B, L, F, D) of stored frozen features."""
+        if not isinstance(layers, (tuple, list)):
+            layers = tuple(layers[:, i] for i in range(layers.shape[1]))
+        frames = self.select_layer(layers).astype(jnp.float32)
+        centres = frame_centres(frames.shape[1], self.frame_hop_seconds, self.frame_window_seconds)
+        pooling = segment_pooling_weights(centres, frame_mask, seg_start, seg_end, seg_mask)
+        segments = jnp.einsum("bsf,bfd->bsd", pooling, frames)
+
+        x = self.input_projection(segments) + jnp.asarray(sinusoidal_positions(segments.shape[1], self.width))
+        x = self.input_dropout(x, deterministic=deterministic)
+        attention_mask = seg_mask[:, None, None, :]
+        for layer in self.segment_layers:
+            x = layer(x, attention_mask, deterministic)
+        embeddings = jnp.where(seg_mask[..., None], self.output_norm(x), 0.0)
+
+        count = jnp.maximum(jnp.sum(seg_mask, axis=-1, keepdims=True), 1).astype(jnp.float32)
+        utterance = jnp.sum(embeddings, axis=1) / count
+        hidden = self.classifier_dropout(jax.nn.gelu(self.classifier_hidden(utterance)), deterministic=deterministic)
+        return SegmentModelOutput(logits=self.classifier_out(hidden), segment_embeddings=embeddings,
+                                  hidden_states=tuple(layers), frame_mask=frame_mask)
+
+
+def trainable_filter(model: SegmentEmotionModel):
+    """nnx filter of the parameters an optimizer should update: all, or all but a frozen encoder's."""
+    if model.encoder is not None and model.frozen_encoder:
+        return nnx.All(nnx.Param, nnx.Not(nnx.PathContains("encoder")))
+    return nnx.Param
+
+
+def build_encoder(kind, *, rngs, pretrained_path=None, logmel=None, wav2vec2=None):
+    """The encoder named by config: "logmel", or "wav2vec2" / "wavlm" (from a local HF folder, or
+    randomly initialised from `wav2vec2` config overrides when no folder is given)."""
+    from artser_jax.models.hf_loader import load_encoder
+    from artser_jax.models.logmel import LogMelConfig, LogMelEncoder
+    from artser_jax.models.wav2vec2 import Wav2Vec2Config, Wav2Vec2Encoder
+
+    if kind == "logmel":
+        return LogMelEncoder(LogMelConfig(**(logmel or {})), rngs=rngs)
+    if kind in ("wav2vec2", "wavlm"):
+        if pretrained_path:
+            encoder = load_encoder(pretrained_path)
+            if encoder.config.model_type != kind:
+                raise ValueError(f"{pretrained_path}: holds a {encoder.config.model_type} model, config asks "
+                                 f"for {kind}")
+            return encoder
+        return Wav2Vec2Encoder(Wav2Vec2Config(model_type=kind, **(wav2vec2 or {})), rngs=rngs)
+    raise ValueError(f"encoder kind must be 'logmel', 'wav2vec2' or 'wavlm', got {kind!r}")
