@@ -184,8 +184,8 @@ def _masked_statistics(series, membership):
     mean = weights @ series / count
     variance = np.maximum(weights @ (series ** 2) / count - mean ** 2, 0.0)
     masked = membership[:, :, None]
-    minimum = np.where(masked, series[None], np.inf).min(1)
-    maximum = np.where(masked, series[None], -np.inf).max(1)
+    minimum = np.where(masked, series[None], np.inf).min(1, initial=np.inf)
+    maximum = np.where(masked, series[None], -np.inf).max(1, initial=-np.inf)
     empty = ~membership.any(1)
     minimum[empty] = 0.0
     maximum[empty] = 0.0

@@ -79,6 +79,14 @@ def test_invalid_segments_are_excluded_and_descriptors_finite():
     assert not gestures.segment_descriptors(example, one_frame)[1].any()
     table = gestures.descriptor_table([example], config)
     assert table.segment_index.tolist() == [0, 2, 3] and table.num_segments == 4
+    # No face in any frame, or no video frames at all: every segment invalid, nothing raises.
+    faceless = dict(example, landmark_valid=np.zeros_like(example["landmark_valid"]))
+    assert not gestures.segment_descriptors(faceless, segments)[1].any()
+    empty = dict(example, landmarks=example["landmarks"][:0], landmark_valid=example["landmark_valid"][:0],
+                 frame_times=example["frame_times"][:0])
+    assert not gestures.segment_descriptors(empty, segments)[1].any()
+    with pytest.raises(ValueError, match="u0.*one entry per frame"):
+        gestures.segment_descriptors(dict(example, frame_times=example["frame_times"][:-1]), segments)
 
 
 def test_short_gaps_are_interpolated_long_and_edge_gaps_are_not():
