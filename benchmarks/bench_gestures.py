@@ -2,7 +2,7 @@
 
     python benchmarks/bench_gestures.py [--num_segments=200000 --num_clusters=8 --n_init=4]
 
-Utterances are synthetic landmark tracks with planted mouth shapes (tests/fixture_gestures.py), 12
+Utterances are synthetic landmark tracks with planted mouth shapes (tests/fixture_gestures.py), 10
 phone segments each, from a pool of distinct utterances reused until `num_segments` segments are
 reached (descriptor cost does not depend on which utterance it is). Measured, single process:
 1. descriptors: segmentation + mouth descriptors of every utterance (the per-example work of the fit);
@@ -32,7 +32,7 @@ _POOL = flags.DEFINE_integer("pool_utterances", 600, "Distinct synthetic utteran
 _SPEAKERS = flags.DEFINE_integer("speakers_per_corpus", 30, "Synthetic speakers per corpus.")
 _ALGORITHMS = flags.DEFINE_list("algorithms", ["kmeans", "minibatch"], "k-means variants to time.")
 
-SEGMENTS_PER_UTTERANCE = 12
+SEGMENTS_PER_UTTERANCE = 10
 
 
 def synthetic_corpora(rng, pool_utterances, speakers_per_corpus):
