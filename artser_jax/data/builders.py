@@ -180,19 +180,19 @@ class _AudioVisualBuilder(tfds.core.GeneratorBasedBuilder):
                 skips[clip.utterance_id] = (clip.audio_path, clip.skip_reason)
             elif not clip.audio_path.is_file():
                 skips[clip.utterance_id] = (clip.audio_path, "missing audio file")
-            elif clip.video_path is None or not clip.video_path.is_file():
-                skips[clip.utterance_id] = (clip.video_path or clip.audio_path.with_suffix(".avi"),
-                                            "missing video file")
+            elif clip.video_path is None:
+                skips[clip.utterance_id] = (clip.audio_path, "missing video file: no video of this clip found")
+            elif not clip.video_path.is_file():
+                skips[clip.utterance_id] = (clip.video_path, "missing video file")
             else:
                 try:
-                    info = audio_io.audio_info(clip.audio_path)
-                    audio_io.read_audio(clip.audio_path)
+                    _, rate = audio_io.read_audio(clip.audio_path)
                 except audio_io.AudioError as error:
                     skips[clip.utterance_id] = (clip.audio_path, f"unreadable audio: {error}")
                     continue
-                if self.REQUIRED_SAMPLE_RATE and info.samplerate != self.REQUIRED_SAMPLE_RATE:
+                if self.REQUIRED_SAMPLE_RATE and rate != self.REQUIRED_SAMPLE_RATE:
                     raise audio_io.AudioError(
-                        f"{clip.audio_path}: sample rate {info.samplerate} Hz, but {self.CORPUS} audio is "
+                        f"{clip.audio_path}: sample rate {rate} Hz, but {self.CORPUS} audio is "
                         f"{self.REQUIRED_SAMPLE_RATE} Hz; is this the original corpus?")
         return skips
 
