@@ -77,7 +77,8 @@ class Predictor:
             self._warned_windows = True
         example = {"utterance_id": str(path), "audio": audio_lib.to_int16(samples)}
         return segments_lib.utterance_segments(example, "windows", options["max_segments"],
-                                               window_s=options["window_seconds"], hop_s=options["hop_seconds"])
+                                               window_seconds=options["window_seconds"],
+                                               hop_seconds=options["hop_seconds"])
 
     def predict_file(self, path):
         """`{'file', 'label', 'probabilities': {class: p}}`, or `{'file', 'error'}` for an unusable file."""

@@ -34,6 +34,23 @@ METHODS = ("agcc", "source_only", "phoneme_anchored", "layer_anchored")
 TRIPLET_METHODS = ("agcc", "phoneme_anchored")
 
 
+class _LibraryInfoFilter(logging.Filter):
+    """Drops INFO records of Orbax, Grain and JAX internals, which would bury the run's own progress."""
+
+    def filter(self, record):
+        return record.levelno >= logging.WARNING or not any(
+            part in record.pathname for part in ("/orbax/", "/grain/", "/jax/", "/jaxlib/"))
+
+
+def quiet_library_logs():
+    """Installs `_LibraryInfoFilter` on the absl and root handlers (launch scripts call this)."""
+    from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top
+
+    for handler in [absl_logging.get_absl_handler(), *logging.getLogger().handlers]:
+        if not any(isinstance(f, _LibraryInfoFilter) for f in handler.filters):
+            handler.addFilter(_LibraryInfoFilter())
+
+
 class NonFiniteLossError(FloatingPointError):
     """The loss or the gradient norm became NaN or infinite."""
 
@@ -43,18 +60,50 @@ class NonFiniteLossError(FloatingPointError):
 
 def build_model(config, num_classes, rngs):
     """The SegmentEmotionModel described by `config.model`."""
-    return segment_model.build_segment_model(config.model, num_classes=num_classes, rngs=rngs)
+    model_config = config.model
+    pretrained = model_config.encoder in ("wav2vec2", "wavlm")
+    encoder = segment_model.build_encoder(
+        model_config.encoder, rngs=rngs, pretrained_path=model_config.pretrained_dir,
+        logmel={**model_config.logmel.to_dict(), "dropout": model_config.dropout})
+    if model_config.weighted_layer_sum:
+        layer_selection = "weighted"
+    elif model_config.encoder_layer == -1:
+        layer_selection = "last"
+    else:
+        layer_selection = model_config.encoder_layer
+    return segment_model.SegmentEmotionModel(
+        encoder, num_classes=num_classes, width=model_config.transformer_width,
+        num_layers=model_config.transformer_layers, num_heads=model_config.transformer_heads,
+        dropout=model_config.dropout, classifier_hidden=model_config.classifier_hidden,
+        layer_selection=layer_selection,
+        # A log-mel front end is always trained; a pretrained encoder is frozen unless asked otherwise.
+        frozen_encoder=pretrained and model_config.freeze_encoder, rngs=rngs)
+
+
+def _parameter_group(path, _):
+    return "encoder" if any(getattr(key, "key", None) == "encoder" for key in path) else "rest"
 
 
 def build_optimizer(config):
-    """AdamW with linear warm-up and cosine decay, gradient clipping by global norm."""
-    schedule = optax.warmup_cosine_decay_schedule(
-        init_value=0.0, peak_value=config.optimizer.learning_rate,
-        warmup_steps=min(config.optimizer.warmup_steps, max(config.total_steps - 1, 1)),
-        decay_steps=max(config.total_steps, 2), end_value=0.0)
-    return optax.chain(
-        optax.clip_by_global_norm(config.optimizer.grad_clip_norm),
-        optax.adamw(schedule, weight_decay=config.optimizer.weight_decay))
+    """AdamW with linear warm-up and cosine decay, gradient clipping by global norm. An unfrozen
+    pretrained encoder gets its own (lower) peak learning rate."""
+
+    def adamw(peak):
+        schedule = optax.warmup_cosine_decay_schedule(
+            init_value=0.0, peak_value=peak,
+            warmup_steps=min(config.optimizer.warmup_steps, max(config.total_steps - 1, 1)),
+            decay_steps=max(config.total_steps, 2), end_value=0.0)
+        return optax.adamw(schedule, weight_decay=config.optimizer.weight_decay)
+
+    fine_tuned = config.model.encoder in ("wav2vec2", "wavlm") and not config.model.freeze_encoder
+    if fine_tuned:
+        update = optax.multi_transform(
+            {"encoder": adamw(config.optimizer.encoder_learning_rate),
+             "rest": adamw(config.optimizer.learning_rate)},
+            lambda params: jax.tree_util.tree_map_with_path(_parameter_group, params))
+    else:
+        update = adamw(config.optimizer.learning_rate)
+    return optax.chain(optax.clip_by_global_norm(config.optimizer.grad_clip_norm), update)
 
 
 def _is_key(x):
@@ -76,7 +125,7 @@ def create_train_state(config, num_classes, mesh):
 
     def model_and_optimizer():
         model = build_model(config, num_classes, nnx.Rngs(params=config.seed, dropout=config.seed + 1))
-        return model, nnx.Optimizer(model, tx, wrt=nnx.Param)
+        return model, nnx.Optimizer(model, tx, wrt=segment_model.trainable_filter(model))
 
     graphdef, _ = nnx.split(nnx.eval_shape(model_and_optimizer))
     state = jax.jit(lambda: nnx.state(model_and_optimizer()), out_shardings=sharding.replicated_sharding(mesh))()
@@ -122,6 +171,9 @@ def compute_losses(model, batch, config, common, class_weights):
         metrics.update(loss_ag=l_ag, anchors_per_step=jnp.sum(anchors))
         total = total + gamma * l_ag
     elif use_target and config.method == "layer_anchored":
+        if max(config.loss.coral_layers) >= len(out.hidden_states):
+            raise ValueError(f"config.loss.coral_layers {tuple(config.loss.coral_layers)} name a layer the "
+                             f"encoder lacks: it has {len(out.hidden_states)} selectable layers")
         is_source_row = jnp.arange(out.logits.shape[0]) < source["audio"].shape[0]
         l_coral = losses.layer_coral_loss(out.hidden_states, out.frame_mask, is_source_row,
                                           tuple(config.loss.coral_layers))
@@ -139,7 +191,8 @@ def _pick(batch):
 def make_train_step(graphdef, config, common, class_weights):
     def train_step(state, batch):
         model, optimizer = nnx.merge(graphdef, state)
-        grad_fn = nnx.value_and_grad(compute_losses, has_aux=True)
+        trainable = nnx.DiffState(0, segment_model.trainable_filter(model))
+        grad_fn = nnx.value_and_grad(compute_losses, argnums=trainable, has_aux=True)
         (_, metrics), grads = grad_fn(model, batch, config, common, class_weights)
         metrics["grad_norm"] = optax.global_norm(grads)
         optimizer.update(model, grads)
@@ -162,7 +215,7 @@ def make_eval_step(graphdef):
 def _segment_options(config):
     if config.segments.method == "phones":
         return {"min_video_frames": config.segments.min_video_frames}
-    return {"window_s": config.segments.window_seconds, "hop_s": config.segments.hop_seconds}
+    return {"window_seconds": config.segments.window_seconds, "hop_seconds": config.segments.hop_seconds}
 
 
 def load_cluster_model(config):

@@ -58,6 +58,7 @@ def get_config(arg=None):
         config.model.logmel.n_mels = 16
         config.model.logmel.width = 16
         config.model.logmel.num_blocks = 1
+        config.loss.coral_layers = (0, 1)  # the tiny encoder has 2 selectable layers
         config.model.transformer_width = 16
         config.model.transformer_heads = 2
         config.model.classifier_hidden = 16

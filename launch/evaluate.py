@@ -24,6 +24,7 @@ def main(argv):
     del argv
     logging.set_verbosity(logging.INFO)
     from artser_jax import train  # pylint: disable=g-import-not-at-top
+    train.quiet_library_logs()
 
     scalars = train.evaluate_checkpoint(_CONFIG.value, _WORKDIR.value, _STEP.value, _OUT_DIR.value)
     print(json.dumps(scalars, indent=2))

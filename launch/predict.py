@@ -26,7 +26,9 @@ _OUTPUT = flags.DEFINE_string("output", None, "Output file, .json or .csv (defau
 def main(argv):
     del argv
     from artser_jax import predict  # pylint: disable=g-import-not-at-top
+    from artser_jax import train  # pylint: disable=g-import-not-at-top
 
+    train.quiet_library_logs()
     try:
         files = predict.list_inputs(_WAV.value, _DIR.value, _CSV.value)
     except (ValueError, FileNotFoundError) as error:

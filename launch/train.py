@@ -34,6 +34,7 @@ def main(argv):
                                     auto=_MULTIHOST.value)
     logging.set_verbosity(logging.INFO)
     from artser_jax import train  # pylint: disable=g-import-not-at-top  (after distributed init)
+    train.quiet_library_logs()
 
     result = train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
     if result["preempted"]:
