@@ -158,9 +158,10 @@ CORPORA = {
 SIZES = {
     "tiny": {
         # 12 actors: the 70/10/20 actor split (crema_d.actor_split) gives 8/1/3 (with 10 the validation
-        # split would be empty); one short sentence each, the 4 classes; the first two actors also DIS, FEA.
+        # split would be empty); one sentence each (IEO for the levels, three with bilabials), the 4
+        # classes; the first two actors also DIS and FEA.
         "crema_d_actors": 12, "crema_d_sentences_per_actor": 1, "crema_d_emotions": ("ANG", "HAP", "NEU", "SAD"),
-        "crema_d_sentence_pool": ("IEO", "DFA", "TSI"), "crema_d_all_emotion_actors": 2,
+        "crema_d_sentence_pool": ("IEO", "MTI", "IOM", "TAI"), "crema_d_all_emotion_actors": 2,
         # 3 sessions x 2 speakers, 2 turns per scenario emotion.
         "msp_sessions": 3, "msp_turns_per_emotion": 2,
     },
