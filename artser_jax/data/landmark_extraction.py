@@ -241,15 +241,14 @@ def extract_landmarks(video_paths, cache_dir, num_workers=1, model_path=None, pr
             with concurrent.futures.ProcessPoolExecutor(
                     max_workers=num_workers, mp_context=multiprocessing.get_context("spawn"),
                     initializer=_init_worker, initargs=(str(cache_dir), tag, model_path)) as pool:
-                for outcome in pool.map(_process_video, video_paths, chunksize=1):
-                    record(outcome)
+                futures = [pool.submit(_process_video, path) for path in video_paths]
+                for future in concurrent.futures.as_completed(futures):
+                    record(future.result())
+    except concurrent.futures.process.BrokenProcessPool as error:
+        raise RuntimeError(f"a landmark-extraction worker process died ({error}); the {len(outcomes)} videos "
+                           f"finished so far are cached in {cache_dir}, a rerun resumes from there") from error
     finally:
         bar.close()
     logging.info("Landmarks: %d videos, %d from cache, %d skipped", len(outcomes), counts["cached"],
                  counts["skipped"])
-    return outcomes
-
-
-def load_track(cache_dir, model_path, sha256):
-    """The cached track of a video with content hash `sha256`, for the extractor settings of `model_path`."""
-    return LandmarkCache(cache_dir, settings_tag(model_path)).load_track(sha256)
+    return {path: outcomes[path] for path in video_paths}
