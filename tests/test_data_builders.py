@@ -121,10 +121,13 @@ def test_bad_media_are_skipped_with_reasons(tiny_corpora, tiny_data_dir, tmp_pat
     assert not builders.CremaDAv(config="emotion4", data_dir=str(data_dir)).is_prepared()
     assert (data_dir / f"crema_d_av-emotion4-FAILED-{builders.SKIP_REPORT}").is_file()
     assert not list((data_dir / "crema_d_av" / "emotion4").glob("*/dataset_info.json"))
+    # The failed build cached every video it extracted: the rebuild below extracts nothing new.
+    cached_entries = sorted((tiny_data_dir / "landmark_cache").iterdir())
 
     results = builders.prepare_dataset("crema_d", manual_dir, data_dir, max_skip_fraction=0.5, **build)
     status, path = results["emotion4"]
     assert status == "built"
+    assert sorted((tiny_data_dir / "landmark_cache").iterdir()) == cached_entries
     rows = [line.split("\t") for line in (path / builders.SKIP_REPORT).read_text().splitlines()[1:]]
     reasons = {uid: reason for uid, _, reason in rows}
     assert set(reasons) == {corrupt_wav, faceless, undecodable}
