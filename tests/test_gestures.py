@@ -1,5 +1,10 @@
 """Gestures: planted mouth shapes are recovered, the common-cluster rule, invalid segments, artifacts."""
 
+import json
+import pathlib
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -156,3 +161,50 @@ def test_config_is_validated():
         gestures.GestureConfig(segment_method="syllables").validate()
     with pytest.raises(ValueError, match="algorithm"):
         gestures.GestureConfig(algorithm="dbscan").validate()
+
+
+# ----------------------------------------------------------------------------------------------------
+# End to end on the tiny demo datasets (built once per session by the dataset fixture).
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _run(script, *args):
+    result = subprocess.run([sys.executable, str(REPO / "launch" / script), *args], cwd=REPO,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
+def test_tiny_gesture_model_fits_and_assigns(tiny_gesture_model, tiny_data_dir):
+    model = gestures.load_gesture_model(tiny_gesture_model)
+    assert model.corpora == ("crema_d", "msp_improv")
+    assert (model.counts.sum(1) > 0).all() and model.common.any()
+    assert np.isfinite(model.centroids).all()
+    # Validation speakers were not seen by the fit: assignment still works, padding stays -1.
+    source = gestures.open_data_source(planted.TINY_TARGET, tiny_data_dir, "validation")
+    example = source[0]
+    segments = model.config.segments(example)
+    ids = model.assign_example(example, segments)
+    assert ids.dtype == np.int32 and ids.shape == (model.config.max_segments,)
+    assert (ids[~segments["seg_mask"]] == -1).all()
+    assert ((ids >= -1) & (ids < model.num_clusters)).all() and (ids >= 0).any()
+
+
+def test_fit_and_analyze_commands(tiny_data_dir, tmp_path):
+    out = tmp_path / "gestures_tiny"
+    summary = json.loads(_run(
+            "fit_gestures.py", "--source=crema_d_av", "--target=msp_improv_av",
+            "--builder_config=emotion4", f"--data_dir={tiny_data_dir}", f"--out={out}",
+            "--num_clusters=4", "--n_init=2", "--common_min_count=3", "--min_speaker_segments=5"))
+    model = gestures.load_gesture_model(out)
+    assert summary["common_clusters"] == np.flatnonzero(model.common).tolist()
+    _run("analyze_gestures.py", f"--model={out}", f"--data_dir={tiny_data_dir}",
+         f"--out_dir={tmp_path / 'figures'}")
+    for name in ("cluster_shares.png", "cluster_mouths.png", "cluster_emotion.png"):
+        assert (tmp_path / "figures" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    analysis = json.loads((tmp_path / "figures" / "gesture_analysis.json").read_text())
+    # Re-assigning the training split reproduces the fit's cluster counts exactly.
+    assert analysis["counts"] == model.counts.tolist()
+    assert [sum(map(sum, table)) for table in analysis["cluster_emotion_counts"]] == \
+        model.counts.sum(1).tolist()
