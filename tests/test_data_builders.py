@@ -2,6 +2,7 @@
 bad media skipped with reasons, bad input failing with messages that name the file."""
 
 import collections
+import hashlib
 import pathlib
 import shutil
 import subprocess
@@ -179,3 +180,24 @@ def test_prepare_data_command_is_idempotent(tiny_corpora, tiny_data_dir):
                              capture_output=True, text=True, timeout=120, cwd=REPO)
     assert missing.returncode != 0
     assert "error: /nonexistent/crema: manual directory not found" in missing.stderr
+
+
+def test_verify_reports_bad_media_before_extraction(tiny_corpora, tmp_path):
+    manual_dir = _crema_d_copy(tiny_corpora, tmp_path)
+    media = sorted(p for folder in ("AudioWAV", "VideoFlash") for p in (manual_dir / folder).iterdir()
+                   if p.suffix in (".wav", ".flv"))
+    rows = [f"{p.relative_to(manual_dir)}\t{p.stat().st_size}\t{hashlib.sha256(p.read_bytes()).hexdigest()}"
+            for p in media]
+    (manual_dir / "media-manifest.tsv").write_text("path\tsize\tsha256\n" + "\n".join(rows) + "\n")
+    truncated, flipped = media[0], media[-1]
+    truncated.write_bytes(truncated.read_bytes()[:100])
+    content = bytearray(flipped.read_bytes())
+    content[len(content) // 2] ^= 0xFF
+    flipped.write_bytes(bytes(content))
+    data_dir = tmp_path / "data"
+    with pytest.raises(RuntimeError, match=r"2 of \d+ media files do not match the manifest: 1 corrupted, 1 truncated"):
+        builders.prepare_dataset("crema_d", manual_dir, data_dir, verify=True, progress=False)
+    report = (data_dir / "crema_d-media-verification.tsv").read_text()
+    assert f"truncated\t{truncated.relative_to(manual_dir)}" in report
+    assert f"corrupted\t{flipped.relative_to(manual_dir)}" in report
+    assert not (data_dir / "landmark_cache").exists(), "verification runs before any extraction"
