@@ -358,6 +358,8 @@ class MspImprovAv(_AudioVisualBuilder):
     def _list_clips(self, manual_dir):
         config = self.builder_config
         metadata = msp_improv.load_metadata(manual_dir)
+        logging.info("%s: %s has %d utterances, consensus categories %s", self.name, metadata.label_file,
+                     len(metadata.evaluations), dict(msp_improv.consensus_counts(metadata.evaluations)))
         wavs = msp_improv.find_media(manual_dir, ".wav")
         if not wavs:
             raise FileNotFoundError(f"{manual_dir}: no MSP-IMPROV .wav files found (looked in all subfolders)")

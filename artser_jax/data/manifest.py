@@ -18,8 +18,6 @@ _HEADER = ["path", "size", "sha256"]
 # What a file checked out without `git lfs pull` holds instead of the media.
 _LFS_POINTER_PREFIX = b"version https://git-lfs"
 
-PROBLEMS = ("missing", "truncated", "lfs_pointer", "wrong_size", "corrupted")
-
 
 @dataclasses.dataclass(frozen=True)
 class ManifestEntry:

@@ -15,8 +15,6 @@ EMOTIONS_4 = ("ANG", "HAP", "NEU", "SAD")
 # Consensus and scenario letters -> our emotion codes. O (other) and X (no agreement) have no class.
 CATEGORY_LETTERS = {"A": "ANG", "H": "HAP", "N": "NEU", "S": "SAD"}
 CONSENSUS_LETTERS = ("A", "H", "S", "N", "O", "X")
-CONDITIONS = {"R": "read", "S": "target sentence improvised", "T": "other improvised turn",
-              "P": "natural interaction"}
 LABEL_SOURCES = ("consensus", "scenario")
 SESSIONS = (1, 2, 3, 4, 5, 6)
 LABEL_FILE_NAMES = ("Evaluation.txt", "Evalution.txt")
@@ -33,7 +31,7 @@ class UtteranceName:
     scenario: str      # intended emotion of the scenario, e.g. "ANG"
     speaker: str       # "F01"
     session: int
-    condition: str     # R / S / T / P
+    condition: str     # R read, S target sentence improvised, T other improvised turn, P natural interaction
     turn: str          # dyad/turn code, e.g. "FM01"
 
     @property
