@@ -3,8 +3,10 @@
 Training: a labelled source stream and an unlabelled target stream, each
 `source -> shuffle(seed) -> repeat -> shard by process -> PrepareExample -> batch`, zipped into one
 iterator so that one saved iterator state covers both. Process sharding is applied *after* the global
-shuffle: process p of P takes positions p, p + P, ... of the shuffled stream, so the union of all
-processes' local batches b is exactly the single-process global batch b, whatever the process count.
+shuffle, by blocks (`ProcessBlocks`): of global batch b (shuffled positions b*G .. b*G + G - 1), process
+p of P reads the rows p*L .. p*L + L - 1 (L = G / P). The global batch assembled from the processes'
+local batches is then row for row the single-process batch, whatever the process count, so per-row
+randomness such as dropout masks agrees too.
 
 Evaluation: one pass over a split, padded with masked copies up to a multiple of the global batch, so
 every utterance is scored exactly once. Target labels enter only the evaluation pipeline.
@@ -93,6 +95,37 @@ class PrepareExample(grain.transforms.Map):
         return features
 
 
+class ProcessBlocks(grain.MapDataset):
+    """This process's rows of every global batch: element j is parent[(j // L) * G + p * L + j % L]."""
+
+    def __init__(self, parent, global_batch_size, shard_index, shard_count):
+        super().__init__(parent)
+        if global_batch_size % shard_count:
+            raise ValueError(f"batch size {global_batch_size} does not split over {shard_count} processes")
+        self._global = global_batch_size
+        self._local = global_batch_size // shard_count
+        self._offset = shard_index * self._local
+        self._length = len(parent) // global_batch_size * self._local
+
+    def __len__(self):
+        return self._length
+
+    def _parent_index(self, index):
+        block, row = divmod(index, self._local)
+        return block * self._global + self._offset + row
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return self.slice(index)
+        return self._parent[self._parent_index(index)]
+
+    def _getitems(self, indices):
+        return self._parent._getitems([self._parent_index(i) for i in indices])  # pylint: disable=protected-access
+
+    def __str__(self):
+        return f"ProcessBlocks(global={self._global}, local={self._local}, offset={self._offset})"
+
+
 class MarkValid(grain.transforms.Map):
     """Adds `eval_mask`: True for real utterances, False for the copies that pad the last batch."""
 
@@ -111,10 +144,8 @@ class ZippedToDict(grain.transforms.Map):
 
 def training_stream(data_source, prepare, global_batch_size, seed, shard_index, shard_count):
     """An endless, shuffled, process-sharded IterDataset of local batches of `prepare`d examples."""
-    if global_batch_size % shard_count:
-        raise ValueError(f"batch size {global_batch_size} does not split over {shard_count} processes")
     dataset = grain.MapDataset.source(data_source).shuffle(seed=seed).repeat(None)
-    dataset = dataset[shard_index::shard_count]
+    dataset = ProcessBlocks(dataset, global_batch_size, shard_index, shard_count)
     dataset = dataset.map(prepare).batch(global_batch_size // shard_count, drop_remainder=True)
     return dataset.to_iter_dataset()
 
@@ -139,7 +170,7 @@ def training_iterator(source_data, target_data, source_prepare, target_prepare, 
 def eval_dataset(data_source, prepare, global_batch_size, shard_options):
     """Local batches over one split, padded with masked copies so that each utterance counts once.
 
-    Returns a MapDataset (iterate it for one pass) and the number of real utterances.
+    The global batches, assembled in process order, hold the utterances in dataset order. Returns a MapDataset (iterate it for one pass) and the number of real utterances.
     """
     count = len(data_source)
     if count == 0:
@@ -150,7 +181,7 @@ def eval_dataset(data_source, prepare, global_batch_size, shard_options):
     if padded > count:
         parts.append(grain.MapDataset.source(data_source)[:1].repeat(padded - count).map(MarkValid(False)))
     dataset = grain.MapDataset.concatenate(parts) if len(parts) > 1 else real
-    dataset = dataset[shard_options.shard_index::shard_options.shard_count]
+    dataset = ProcessBlocks(dataset, global_batch_size, shard_options.shard_index, shard_options.shard_count)
     dataset = dataset.map(_WithEvalMask(prepare))
     return dataset.batch(global_batch_size // shard_options.shard_count, drop_remainder=True), count
 

@@ -65,3 +65,9 @@ def local_batch_size(global_batch_size, mesh):
         raise ValueError(f"global batch size {global_batch_size} is not divisible by the "
                          f"{mesh.devices.size} devices of the mesh")
     return global_batch_size // jax.process_count()
+
+
+def fetch_replicated(tree):
+    """Numpy copies of replicated global arrays; works on every process of a multi-host run, where
+    `np.asarray` refuses arrays that span other processes' devices."""
+    return jax.tree.map(lambda x: np.asarray(x.addressable_data(0)), tree)

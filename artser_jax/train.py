@@ -281,7 +281,7 @@ def run_evaluation(name, eval_step, state, data_source, prepare, config, mesh, s
     for batch in tqdm.tqdm(dataset, desc=f"eval {name}", unit="batch", leave=False,
                            disable=jax.process_index() != 0):
         result = eval_step(state, sharding.host_to_global(batch, mesh))
-        outputs.append(jax.tree.map(np.asarray, result))
+        outputs.append(sharding.fetch_replicated(result))
     joined = {k: np.concatenate([o[k] for o in outputs]) for k in outputs[0]}
     keep = joined["eval_mask"]
     if int(keep.sum()) != count:
@@ -424,7 +424,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir):
         for step in range(first_step, config.total_steps + 1):
             batch = sharding.host_to_global(next(train_iter), mesh)
             state, metrics = train_step(state, batch)
-            metrics = jax.device_get(metrics)
+            metrics = sharding.fetch_replicated(metrics)
             if not (np.isfinite(metrics["loss"]) and np.isfinite(metrics["grad_norm"])):
                 raise NonFiniteLossError(
                     f"step {step}: loss {metrics['loss']}, gradient norm {metrics['grad_norm']}; stopping. "

@@ -79,9 +79,10 @@ def test_process_shards_together_form_the_single_process_batches():
     for step in range(5):
         assert "label" not in single[step]["target"]
         for stream in ("source", "target"):
-            ids_single = sorted(input_pipeline.decode_utterance_ids(single[step][stream]["utterance_id"]))
-            ids_split = sorted(sum((input_pipeline.decode_utterance_ids(h[step][stream]["utterance_id"])
-                                    for h in halves), []))
+            # Row for row: process 0's rows, then process 1's, are the single-process batch.
+            ids_single = input_pipeline.decode_utterance_ids(single[step][stream]["utterance_id"])
+            ids_split = sum((input_pipeline.decode_utterance_ids(h[step][stream]["utterance_id"])
+                             for h in halves), [])
             assert ids_single == ids_split
         assert single[step]["source"]["audio"].shape == (4, SAMPLE_RATE)
         assert halves[0][step]["source"]["seg_cluster"].shape == (2, 6)
@@ -126,4 +127,4 @@ def test_eval_counts_every_utterance_once(shard_count):
             assert batch["audio"].shape[0] == 4 // shard_count
             ids = input_pipeline.decode_utterance_ids(batch["utterance_id"])
             seen += [i for i, valid in zip(ids, batch["eval_mask"]) if valid]
-    assert sorted(seen) == sorted(f"crema_d_{i:03d}" for i in range(11))
+    assert sorted(seen) == [f"crema_d_{i:03d}" for i in range(11)]
