@@ -192,13 +192,9 @@ def _masked_statistics(series, membership):
     return mean, np.sqrt(variance), minimum, maximum
 
 
-def _example_name(example):
-    return segments_lib._utterance_name(example)
-
-
 def _frames_of_example(example, segments, max_gap_frames):
     """Normalised lips `(T, 40, 2)`, frame validity `(T,)` and segment membership `(S, T)`."""
-    name = _example_name(example)
+    name = segments_lib.utterance_name(example)
     frame_times = np.asarray(example["frame_times"], np.float64).reshape(-1)
     landmark_array = np.asarray(example["landmarks"])
     landmark_valid = np.asarray(example["landmark_valid"], bool).reshape(-1)
@@ -226,7 +222,7 @@ def segment_descriptors(example, segments, min_valid_frames=2, max_gap_frames=3)
     lips, valid, all_membership = _frames_of_example(example, segments, max_gap_frames)
     frame_rate = float(np.asarray(example["frame_rate"]))
     if not frame_rate > 0:
-        raise ValueError(f"{_example_name(example)}: frame_rate must be positive, got {frame_rate}")
+        raise ValueError(f"{segments_lib.utterance_name(example)}: frame_rate must be positive, got {frame_rate}")
     # Statistics only for real segments: most rows of a padded layout are padding.
     real = np.flatnonzero(np.asarray(segments["seg_mask"], bool))
     membership = all_membership[real]
@@ -518,7 +514,7 @@ def load_gesture_model(path):
 
 def speaker_key_of(example):
     """`corpus/speaker` of a TFDS example: the key of the per-speaker statistics."""
-    return f"{segments_lib._text(example['corpus'])}/{segments_lib._text(example['speaker'])}"
+    return f"{segments_lib.text_value(example['corpus'])}/{segments_lib.text_value(example['speaker'])}"
 
 
 @dataclasses.dataclass
@@ -638,7 +634,7 @@ def tables_from_data(datasets, data_dir, config, split="train", with_lips=False)
 
 def corpus_name(source):
     """The `corpus` text of a data source's first example (e.g. `crema_d`)."""
-    return segments_lib._text(source[0]["corpus"])
+    return segments_lib.text_value(source[0]["corpus"])
 
 
 def fit_gesture_model(source_dataset, target_dataset, data_dir, config, split="train"):

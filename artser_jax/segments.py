@@ -19,7 +19,7 @@ METHODS = ("phones", "windows")
 SILENCE_LABELS = frozenset({"", "sil", "sp", "spn", "pau", "h#", "<eps>", "_", "#", "silence"})
 
 
-def _text(value):
+def text_value(value):
     """A TFDS Text feature as str: data sources return bytes, hand-made examples may hold str."""
     if isinstance(value, np.ndarray):
         value = value.item()
@@ -28,9 +28,9 @@ def _text(value):
     return str(value)
 
 
-def _utterance_name(example):
+def utterance_name(example):
     if "utterance_id" in example:
-        return _text(example["utterance_id"])
+        return text_value(example["utterance_id"])
     return "<unnamed utterance>"
 
 
@@ -51,10 +51,10 @@ def _padded(starts, ends, labels, max_segments):
 
 def phone_segments(example, max_segments, min_video_frames=2, silence_labels=SILENCE_LABELS):
     """Phone intervals of the example's alignment, silence and too-short phones dropped, padded."""
-    name = _utterance_name(example)
+    name = utterance_name(example)
     starts = np.asarray(example["phone_starts"], np.float32).reshape(-1)
     ends = np.asarray(example["phone_ends"], np.float32).reshape(-1)
-    labels = _text(example["phone_labels"]).split()
+    labels = text_value(example["phone_labels"]).split()
     if not (len(starts) == len(ends) == len(labels)):
         raise ValueError(f"{name}: phone fields disagree in length: {len(starts)} starts, {len(ends)} "
                          f"ends, {len(labels)} labels")
@@ -99,7 +99,7 @@ def window_segments(example, max_segments, window_seconds=0.2, hop_seconds=0.1, 
     them are voiced; padded."""
     audio = np.asarray(example["audio"])
     if audio.ndim != 1:
-        raise ValueError(f"{_utterance_name(example)}: audio must be 1-D, got shape {audio.shape}")
+        raise ValueError(f"{utterance_name(example)}: audio must be 1-D, got shape {audio.shape}")
     voiced, times = voiced_frames(audio, sample_rate, frame_seconds, threshold_db=threshold_db,
                                   floor_dbfs=floor_dbfs)
     if not voiced.any():
@@ -127,7 +127,7 @@ def utterance_segments(example, method, max_segments, **options):
         raise ValueError(f"max_segments must be at least 1, got {max_segments}")
     if method == "phones":
         if len(np.asarray(example["phone_starts"]).reshape(-1)) == 0:
-            raise ValueError(f"{_utterance_name(example)}: segment method 'phones' needs a phone "
+            raise ValueError(f"{utterance_name(example)}: segment method 'phones' needs a phone "
                              f"alignment, but the example has none; use method 'windows'")
         return phone_segments(example, max_segments, **options)
     if method == "windows":
