@@ -16,7 +16,7 @@ import numpy as np
 SAMPLE_RATE = 16000
 METHODS = ("phones", "windows")
 # Labels that aligners (Montreal Forced Aligner, festival, espeak) and TextGrid writers use for silence.
-SILENCE_LABELS = frozenset({"", "sil", "sp", "spn", "pau", "h#", "<eps>", "_", "#", "silence"})
+SILENCE_LABELS = frozenset({"", "sil", "<sil>", "sp", "spn", "pau", "h#", "<eps>", "_", "#", "silence"})
 
 
 def text_value(value):
