@@ -18,7 +18,7 @@ import soundfile
 from artser_jax.data import textgrid
 from artser_jax.demo_corpora import channel, face, plan
 from artser_jax.demo_corpora import parameters as P
-from artser_jax.demo_corpora.speech import EspeakSynthesizer
+from artser_jax.demo_corpora.speech import IsolatedSynthesizer
 
 # Codec tags for the two containers: Flash Video with Sorenson H.263 (FLV's own tag 2 for it; the
 # four-character code 'FLV1' makes FFmpeg warn and fall back to that tag), AVI with MJPEG.
@@ -31,11 +31,11 @@ class RenderContext:
     out_dir: pathlib.Path
     seed: int
     geometry: face.MouthGeometry
-    synthesizer: EspeakSynthesizer = None
+    synthesizer: IsolatedSynthesizer = None
     warper: face.MouthWarper = None
 
     def __post_init__(self):
-        self.synthesizer = EspeakSynthesizer()
+        self.synthesizer = IsolatedSynthesizer()
         self.warper = face.MouthWarper(self.geometry)
 
 

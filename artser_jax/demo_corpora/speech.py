@@ -11,6 +11,11 @@ ARPA models) without stress digits.
 import ctypes
 import ctypes.util
 import dataclasses
+import json
+import os
+import subprocess
+import sys
+import tempfile
 
 import numpy as np
 
@@ -90,7 +95,12 @@ class Synthesis:
 
 
 class EspeakSynthesizer:
-    """One eSpeak NG instance per process (the library keeps global state)."""
+    """The eSpeak NG library in this process.
+
+    The library keeps state from one utterance to the next (timings and samples of the same request
+    drift by a few samples, and earlier voices change later output), so for reproducible corpora use
+    `IsolatedSynthesizer`, which gives every utterance a fresh library instance.
+    """
 
     def __init__(self):
         library_name = ctypes.util.find_library("espeak-ng") or "libespeak-ng.so.1"
@@ -169,3 +179,89 @@ class EspeakSynthesizer:
             if inside:
                 words.append((inside[0][0], inside[-1][1], word.strip(".,!?;:\"").lower()))
         return tuple(phones), tuple(words)
+
+
+class IsolatedSynthesizer:
+    """Reproducible synthesis: every utterance is spoken by a freshly initialised eSpeak NG.
+
+    A small helper process (this file run with `--serve`, importing only numpy) forks one child per
+    request; the child initialises the library, synthesises and saves the result, so no state carries
+    over from earlier utterances and the output depends on the request alone.
+    """
+
+    def __init__(self):
+        self._scratch = tempfile.TemporaryDirectory(prefix="artser_espeak_")
+        # Run as a plain script: this file imports only the standard library and numpy.
+        self._helper = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--serve"],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self._count = 0
+
+    def synthesize(self, text, voice, prosody):
+        self._count += 1
+        path = os.path.join(self._scratch.name, f"{self._count}.npz")
+        request = {"text": text, "voice": voice, "prosody": dataclasses.asdict(prosody), "path": path}
+        self._helper.stdin.write(json.dumps(request) + "\n")
+        self._helper.stdin.flush()
+        reply = self._helper.stdout.readline()
+        if not reply:
+            raise SynthesisError(f"the eSpeak helper process exited (code {self._helper.poll()})")
+        reply = json.loads(reply)
+        if reply["error"]:
+            raise SynthesisError(reply["error"])
+        with np.load(path) as stored:
+            result = Synthesis(waveform=stored["waveform"], sample_rate=int(stored["sample_rate"]),
+                               phones=tuple(tuple(p) for p in json.loads(str(stored["phones"]))),
+                               words=tuple(tuple(w) for w in json.loads(str(stored["words"]))))
+        os.remove(path)
+        return result
+
+    def close(self):
+        if self._helper.poll() is None:
+            self._helper.stdin.close()
+            self._helper.wait(timeout=10)
+        self._scratch.cleanup()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # interpreter shutdown: the helper ends with its closed stdin anyway
+            pass
+
+
+def _synthesize_to_file(request):
+    synthesis = EspeakSynthesizer().synthesize(request["text"], request["voice"], Prosody(**request["prosody"]))
+    np.savez(request["path"], waveform=synthesis.waveform, sample_rate=synthesis.sample_rate,
+             phones=json.dumps(synthesis.phones), words=json.dumps(synthesis.words))
+
+
+def _serve():
+    """Helper loop: one JSON request per stdin line, one forked child per request, one JSON reply line."""
+    for line in sys.stdin:
+        request = json.loads(line)
+        error_path = request["path"] + ".error"
+        child = os.fork()
+        if child == 0:
+            code = 0
+            try:
+                _synthesize_to_file(request)
+            except BaseException as error:  # reported to the parent through the error file
+                with open(error_path, "w") as f:
+                    f.write(f"{type(error).__name__}: {error}")
+                code = 1
+            os._exit(code)
+        _, status = os.waitpid(child, 0)
+        error = None
+        if os.path.exists(error_path):
+            with open(error_path) as f:
+                error = f.read()
+            os.remove(error_path)
+        elif status != 0:
+            error = f"eSpeak child process failed with status {status} for {request['text']!r}"
+        sys.stdout.write(json.dumps({"error": error}) + "\n")
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["--serve"]:
+        raise SystemExit("usage: python speech.py --serve (the helper of IsolatedSynthesizer)")
+    _serve()
