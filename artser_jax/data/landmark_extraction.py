@@ -244,7 +244,7 @@ def extract_landmarks(video_paths, cache_dir, num_workers=1, model_path=None, pr
                 futures = [pool.submit(_process_video, path) for path in video_paths]
                 for future in concurrent.futures.as_completed(futures):
                     record(future.result())
-    except concurrent.futures.process.BrokenProcessPool as error:
+    except concurrent.futures.BrokenExecutor as error:
         raise RuntimeError(f"a landmark-extraction worker process died ({error}); the {len(outcomes)} videos "
                            f"finished so far are cached in {cache_dir}, a rerun resumes from there") from error
     finally:
