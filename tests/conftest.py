@@ -6,4 +6,4 @@ os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
                            " --xla_force_host_platform_device_count=8").strip()
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
-pytest_plugins = ["tests.fixture_gestures", "tests.fixture_datasets", "tests.fixture_corpora"]
+pytest_plugins = ["tests.fixture_gestures", "tests.fixture_datasets", "tests.fixture_corpora", "tests.fixture_train"]
