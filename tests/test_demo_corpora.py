@@ -273,3 +273,21 @@ def test_textgrid_round_trip_and_errors(tmp_path):
         textgrid.read_textgrid(path)
     with pytest.raises(textgrid.TextGridError, match="overlapping"):
         textgrid.write_textgrid(path, {"phones": [textgrid.Interval(0, 0.5, "A"), textgrid.Interval(0.4, 0.6, "B")]}, 1.0)
+
+
+def test_separability_protocol_holds_speakers_out():
+    """Speaker-independent folds: a label that only a speaker's identity reveals cannot be learnt."""
+    from artser_jax.demo_corpora import separability
+
+    rng = np.random.default_rng(0)
+    speakers = np.repeat(np.arange(8), 20).astype(str)
+    labels = np.array(separability.CLASSES)[rng.integers(0, 4, len(speakers))]
+    informative = np.eye(4)[[separability.CLASSES.index(l) for l in labels]] + rng.normal(0, 0.3, (len(labels), 4))
+    total, per_fold = separability.within_corpus_uar(informative, labels, speakers)
+    assert total > 90 and len(per_fold) == 5
+    # Each speaker's clips all share one label: a speaker-independent split must stay near chance.
+    speaker_labels = np.array(separability.CLASSES)[np.arange(8) % 4][np.repeat(np.arange(8), 20)]
+    speaker_identity = np.eye(8)[np.repeat(np.arange(8), 20)] + rng.normal(0, 0.1, (160, 8))
+    leaky, _ = separability.within_corpus_uar(speaker_identity, speaker_labels, speakers)
+    assert leaky < 50
+    assert separability.cross_corpus_uar(informative, labels, informative, labels) > 90

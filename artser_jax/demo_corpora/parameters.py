@@ -88,7 +88,7 @@ INTENSITY_LEVELS = {"LO": 0.5, "MD": 0.8, "HI": 1.1}
 INTENSITY_UNSPECIFIED = (0.6, 1.05)
 
 # --- Mouth (visemes) --------------------------------------------------------------------------------
-# ARPABET phone -> (opening 0..1, spread -1..1 (negative = rounded), upper-lip share of the opening).
+# Viseme classes: ARPABET phones -> (opening 0..1, spread -1..1; negative spread = rounded lips).
 VISEME_CLASSES = {
     "bilabial": (("P", "B", "M"), (0.0, 0.0)),
     "labiodental": (("F", "V"), (0.12, 0.05)),
