@@ -38,8 +38,8 @@ def load_exported_model(directory):
     graphdef, abstract_params, rest = nnx.split(abstract_model, nnx.Param, ...)
     one_device = sharding.replicated_sharding(sharding.create_mesh(1))
     params = checkpoint_lib.load_exported_params(
-        directory, checkpoint_lib.abstract_like(abstract_params.to_pure_dict(), one_device))
-    abstract_params.replace_by_pure_dict(params)
+        directory, checkpoint_lib.abstract_like(nnx.to_pure_dict(abstract_params), one_device))
+    nnx.replace_by_pure_dict(abstract_params, params)
     # Non-parameter state (e.g. dropout RNG counters) is unused at inference; zeros give it a value.
     rest = jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), rest)
     return nnx.merge(graphdef, abstract_params, rest), metadata

@@ -480,7 +480,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir):
 def export(directory, graphdef, state, config):
     """Params-only export with the JSON sidecar `predict.py` reads."""
     model, _ = nnx.merge(graphdef, state)
-    params = nnx.state(model, nnx.Param).to_pure_dict()
+    params = nnx.to_pure_dict(nnx.state(model, nnx.Param))
     metadata = {"labels": list(config.labels), "sample_rate": config.input.sample_rate,
                 "encoder": config.model.encoder, "max_seconds": config.input.max_seconds,
                 "segments": config.segments.to_dict(), "method": config.method,
