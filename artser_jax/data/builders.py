@@ -425,9 +425,10 @@ def prepare_dataset(corpus, manual_dir, data_dir, config_names=("emotion4",), nu
     for name, builder in builders.items():
         if name in results:
             continue
+        # try_download_gcs=False: these datasets are never on TFDS's bucket, so do not probe the network.
         builder.download_and_prepare(
             file_format="array_record",
-            download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir)))
+            download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir), try_download_gcs=False))
         logging.info("%s/%s built at %s", builder.name, name, builder.data_path)
         results[name] = ("built", builder.data_path)
     return results
