@@ -2,12 +2,13 @@
 
 Builds a wav2vec2-base sized model (12 layers, width 768, group-norm extractor, post-LN transformer) with
 random weights in transformers, saves it, loads it through `artser_jax.models.hf_loader`, checks the two
-agree, then times both on the same random audio (no padding) for each batch size and length:
+agree, then times both on the same random audio (no padding) for each batch size and length
+(optionally also both in bfloat16: our bf16 Linear layers against torch's CPU bf16 autocast):
 audio-seconds processed per wall-clock second, median of `--repeats` runs after a warm-up (which
 includes our jit compilation, reported separately). The two are timed alternately, so a busy shared
 machine slows both alike; the ratio of the best runs is reported too.
 
-    .venv/bin/python benchmarks/bench_wav2vec2.py --batch-sizes 1 4 --seconds 2 8 --repeats 3
+    .venv/bin/python benchmarks/bench_wav2vec2.py --batch-sizes 1 4 --seconds 2 8 --repeats 5 --bfloat16
 """
 
 import argparse
@@ -30,6 +31,8 @@ SAMPLE_RATE = 16000
 
 def _interleaved_seconds(functions, repeats):
     """Runs the functions alternately (fair under changing machine load); (median, min) seconds of each."""
+    for fn in functions.values():
+        fn()  # warm-up: caches, allocator, torch's autocast weight casts
     times = {name: [] for name in functions}
     for _ in range(repeats):
         for name, fn in functions.items():
@@ -45,6 +48,8 @@ def main():
     parser.add_argument("--seconds", type=float, nargs="+", default=[2.0, 8.0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch intra-op threads")
+    parser.add_argument("--bfloat16", action="store_true",
+                        help="also time bf16 matmuls: ours with matmul_dtype=bfloat16, torch under bf16 autocast")
     parser.add_argument("--output", help="write the results as JSON here")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -57,12 +62,23 @@ def main():
     reference = transformers.Wav2Vec2Model(transformers.Wav2Vec2Config()).eval()
     with tempfile.TemporaryDirectory() as folder:
         reference.save_pretrained(folder)
-        ours = hf_loader.load_encoder(folder)
-    graphdef, state = nnx.split(ours)
+        ours = {"float32": hf_loader.load_encoder(folder)}
+        if args.bfloat16:
+            ours["bfloat16"] = hf_loader.load_encoder(folder, matmul_dtype=jnp.bfloat16)
 
-    @jax.jit
-    def forward(state, audio):
-        return nnx.merge(graphdef, state)(audio).frames
+    def jitted(model):
+        graphdef, state = nnx.split(model)
+        forward = jax.jit(lambda state, audio: nnx.merge(graphdef, state)(audio).frames)
+        return lambda audio: forward(state, audio)
+
+    forwards = {name: jitted(model) for name, model in ours.items()}
+
+    def torch_forward(precision):
+        def run(audio):
+            with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16,
+                                                        enabled=precision == "bfloat16"):
+                return reference(audio).last_hidden_state.float()
+        return run
 
     logging.info("jax %s on %s, torch %s with %d threads, %d CPU cores", jax.__version__, jax.devices()[0].platform,
                  torch.__version__, torch.get_num_threads(), os.cpu_count())
@@ -72,24 +88,29 @@ def main():
         for batch_size in args.batch_sizes:
             audio = rng.standard_normal((batch_size, int(seconds * SAMPLE_RATE))).astype(np.float32)
             audio_jax, audio_torch = jnp.asarray(audio), torch.from_numpy(audio)
-            start = time.perf_counter()
-            ours_out = np.asarray(forward(state, audio_jax).block_until_ready())
-            compile_seconds = time.perf_counter() - start
-            with torch.inference_mode():
-                reference_out = reference(audio_torch).last_hidden_state.numpy()
-                timings = _interleaved_seconds({"jax": lambda: forward(state, audio_jax).block_until_ready(),
-                                                "torch": lambda: reference(audio_torch)}, args.repeats)
+            reference_out = torch_forward("float32")(audio_torch).numpy()
+            functions = {}
+            for precision, forward in forwards.items():
+                start = time.perf_counter()
+                ours_out = np.asarray(forward(audio_jax).block_until_ready())
+                compile_seconds = time.perf_counter() - start
+                functions[f"jax {precision}"] = lambda f=forward: f(audio_jax).block_until_ready()
+                functions[f"torch {precision}"] = lambda f=torch_forward(precision): f(audio_torch)
+                results.append({"batch_size": batch_size, "seconds": seconds, "precision": precision,
+                                "jax_first_call_s": compile_seconds,
+                                "max_abs_diff_vs_torch_float32": float(np.abs(ours_out - reference_out).max())})
+            timings = _interleaved_seconds(functions, args.repeats)
             audio_seconds = batch_size * seconds
-            (jax_median, jax_min), (torch_median, torch_min) = timings["jax"], timings["torch"]
-            row = {"batch_size": batch_size, "seconds": seconds,
-                   "jax_audio_s_per_s": audio_seconds / jax_median, "torch_audio_s_per_s": audio_seconds / torch_median,
-                   "speedup_median": torch_median / jax_median, "speedup_best": torch_min / jax_min,
-                   "jax_first_call_s": compile_seconds, "max_abs_diff": float(np.abs(ours_out - reference_out).max())}
-            results.append(row)
-            logging.info("B=%d %4.1fs: jax %6.2f audio-s/s, torch %6.2f audio-s/s (medians); jax/torch speed "
-                         "%.2fx median, %.2fx best-of-%d (first jax call %.1fs, max |diff| %.1e)", batch_size, seconds,
-                         row["jax_audio_s_per_s"], row["torch_audio_s_per_s"], row["speedup_median"],
-                         row["speedup_best"], args.repeats, compile_seconds, row["max_abs_diff"])
+            for row in results[-len(forwards):]:
+                (jax_median, jax_min), (torch_median, torch_min) = (timings[f"jax {row['precision']}"],
+                                                                    timings[f"torch {row['precision']}"])
+                row.update(jax_audio_s_per_s=audio_seconds / jax_median, torch_audio_s_per_s=audio_seconds / torch_median,
+                           speedup_median=torch_median / jax_median, speedup_best=torch_min / jax_min)
+                logging.info("B=%d %4.1fs %s: jax %6.2f audio-s/s, torch %6.2f audio-s/s (medians); jax/torch speed "
+                             "%.2fx median, %.2fx best-of-%d (first jax call %.1fs, max |diff| to torch float32 "
+                             "%.1e)", batch_size, seconds, row["precision"], row["jax_audio_s_per_s"],
+                             row["torch_audio_s_per_s"], row["speedup_median"], row["speedup_best"], args.repeats,
+                             row["jax_first_call_s"], row["max_abs_diff_vs_torch_float32"])
     if args.output:
         with open(args.output, "w") as f:
             json.dump(results, f, indent=1)

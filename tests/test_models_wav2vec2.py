@@ -63,3 +63,13 @@ def test_config_rejects_unsupported_options():
     config = wav2vec2.Wav2Vec2Config.from_hf_dict({"model_type": "wavlm", "conv_dim": [4, 4], "conv_kernel": [3, 3],
                                                    "conv_stride": [2, 2], "vocab_size": 32})
     assert config.model_type == "wavlm" and config.conv_dim == (4, 4)
+
+
+def test_bfloat16_matmuls_stay_close_to_float32():
+    config = wav2vec2.Wav2Vec2Config(**SMALL)
+    exact = wav2vec2.Wav2Vec2Encoder(config, rngs=nnx.Rngs(0))
+    fast = wav2vec2.Wav2Vec2Encoder(config, rngs=nnx.Rngs(0), matmul_dtype=jnp.bfloat16)
+    audio = jnp.asarray(np.random.default_rng(2).standard_normal((1, 1200)).astype(np.float32))
+    want, got = np.asarray(exact(audio).frames), np.asarray(fast(audio).frames)
+    assert got.dtype == np.float32
+    assert 0 < np.abs(got - want).max() < 0.05 * np.abs(want).max()

@@ -140,13 +140,15 @@ def _encoder_tensors(tensors, model_type, folder):
     return tensors
 
 
-def load_encoder(folder, *, seed=0):
-    """Builds a `Wav2Vec2Encoder` from a local HF folder and loads every weight into it."""
+def load_encoder(folder, *, seed=0, matmul_dtype=None):
+    """Builds a `Wav2Vec2Encoder` from a local HF folder and loads every weight into it.
+
+    matmul_dtype: see `Wav2Vec2Encoder` (None = float32 throughout)."""
     folder = pathlib.Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: model folder does not exist")
     config = read_config(folder)
-    model = Wav2Vec2Encoder(config, rngs=nnx.Rngs(seed))
+    model = Wav2Vec2Encoder(config, rngs=nnx.Rngs(seed), matmul_dtype=matmul_dtype)
     tensors = _encoder_tensors(read_state_dict(folder), config.model_type, folder)
     mapping = _parameter_map(model)
     missing = sorted(set(mapping) - set(tensors))

@@ -142,9 +142,9 @@ class PositionalConvEmbedding(nnx.Module):
 
 
 class FeedForward(nnx.Module):
-    def __init__(self, config, *, rngs):
-        self.intermediate_dense = nnx.Linear(config.hidden_size, config.intermediate_size, rngs=rngs)
-        self.output_dense = nnx.Linear(config.intermediate_size, config.hidden_size, rngs=rngs)
+    def __init__(self, config, *, rngs, **matmul):
+        self.intermediate_dense = nnx.Linear(config.hidden_size, config.intermediate_size, rngs=rngs, **matmul)
+        self.output_dense = nnx.Linear(config.intermediate_size, config.hidden_size, rngs=rngs, **matmul)
         self.intermediate_dropout = nnx.Dropout(config.activation_dropout, rngs=rngs)
         self.output_dropout = nnx.Dropout(config.hidden_dropout, rngs=rngs)
         self.activation = config.hidden_act
@@ -176,14 +176,14 @@ def relative_position_buckets(length, num_buckets, max_distance):
 class SelfAttention(nnx.Module):
     """Multi-head self-attention; with `relative_bias` the WavLM gated relative position bias."""
 
-    def __init__(self, config, has_relative_embedding, *, rngs):
+    def __init__(self, config, has_relative_embedding, *, rngs, **matmul):
         d = config.hidden_size
         self.num_heads = config.num_attention_heads
         self.head_dim = d // self.num_heads
-        self.q_proj = nnx.Linear(d, d, rngs=rngs)
-        self.k_proj = nnx.Linear(d, d, rngs=rngs)
-        self.v_proj = nnx.Linear(d, d, rngs=rngs)
-        self.out_proj = nnx.Linear(d, d, rngs=rngs)
+        self.q_proj = nnx.Linear(d, d, rngs=rngs, **matmul)
+        self.k_proj = nnx.Linear(d, d, rngs=rngs, **matmul)
+        self.v_proj = nnx.Linear(d, d, rngs=rngs, **matmul)
+        self.out_proj = nnx.Linear(d, d, rngs=rngs, **matmul)
         self.is_wavlm = config.model_type == "wavlm"
         if self.is_wavlm:
             self.num_buckets = config.num_buckets
@@ -216,11 +216,11 @@ class SelfAttention(nnx.Module):
 
 
 class EncoderLayer(nnx.Module):
-    def __init__(self, config, has_relative_embedding, *, rngs):
-        self.attention = SelfAttention(config, has_relative_embedding, rngs=rngs)
+    def __init__(self, config, has_relative_embedding, *, rngs, **matmul):
+        self.attention = SelfAttention(config, has_relative_embedding, rngs=rngs, **matmul)
         self.dropout = nnx.Dropout(config.hidden_dropout, rngs=rngs)
         self.layer_norm = nnx.LayerNorm(config.hidden_size, epsilon=config.layer_norm_eps, rngs=rngs)
-        self.feed_forward = FeedForward(config, rngs=rngs)
+        self.feed_forward = FeedForward(config, rngs=rngs, **matmul)
         self.final_layer_norm = nnx.LayerNorm(config.hidden_size, epsilon=config.layer_norm_eps, rngs=rngs)
         self.pre_norm = config.do_stable_layer_norm
 
@@ -235,10 +235,17 @@ class EncoderLayer(nnx.Module):
 
 
 class Wav2Vec2Encoder(nnx.Module):
-    """Waveform `(B, N)` at 16 kHz -> `EncoderOutput` (frames every 20 ms for the standard conv stack)."""
+    """Waveform `(B, N)` at 16 kHz -> `EncoderOutput` (frames every 20 ms for the standard conv stack).
 
-    def __init__(self, config: Wav2Vec2Config, *, rngs: nnx.Rngs):
+    `matmul_dtype=jnp.bfloat16` runs the transformer's and the feature projection's Linear layers on
+    bfloat16 inputs with float32 accumulation (parameters, convolutions, norms, softmax and residuals stay
+    float32): faster on CPUs with bf16 matrix units (AMX), at bf16 precision. None (default) is plain
+    float32, the precision the parity tests check.
+    """
+
+    def __init__(self, config: Wav2Vec2Config, *, rngs: nnx.Rngs, matmul_dtype=None):
         self.config = config
+        matmul = {} if matmul_dtype is None else {"dtype": matmul_dtype, "preferred_element_type": jnp.float32}
         dims = (1,) + tuple(config.conv_dim)
         layers = []
         for i, (kernel, stride) in enumerate(zip(config.conv_kernel, config.conv_stride)):
@@ -250,12 +257,12 @@ class Wav2Vec2Encoder(nnx.Module):
                                                config.feat_extract_activation, rngs=rngs))
         self.conv_layers = nnx.List(layers)
         self.feature_layer_norm = nnx.LayerNorm(dims[-1], epsilon=config.layer_norm_eps, rngs=rngs)
-        self.feature_projection = nnx.Linear(dims[-1], config.hidden_size, rngs=rngs)
+        self.feature_projection = nnx.Linear(dims[-1], config.hidden_size, rngs=rngs, **matmul)
         self.feature_dropout = nnx.Dropout(config.feat_proj_dropout, rngs=rngs)
         self.pos_conv_embed = PositionalConvEmbedding(config, rngs=rngs)
         self.encoder_layer_norm = nnx.LayerNorm(config.hidden_size, epsilon=config.layer_norm_eps, rngs=rngs)
         self.dropout = nnx.Dropout(config.hidden_dropout, rngs=rngs)
-        self.layers = nnx.List([EncoderLayer(config, has_relative_embedding=(i == 0), rngs=rngs)
+        self.layers = nnx.List([EncoderLayer(config, has_relative_embedding=(i == 0), rngs=rngs, **matmul)
                                 for i in range(config.num_hidden_layers)])
 
     @property
