@@ -158,9 +158,10 @@ def trainable_filter(model: SegmentEmotionModel):
     return nnx.Param
 
 
-def build_encoder(kind, *, rngs, pretrained_path=None, logmel=None, wav2vec2=None):
+def build_encoder(kind, *, rngs, pretrained_path=None, logmel=None, wav2vec2=None, matmul_dtype=None):
     """The encoder named by config: "logmel", or "wav2vec2" / "wavlm" (from a local HF folder, or
-    randomly initialised from `wav2vec2` config overrides when no folder is given)."""
+    randomly initialised from `wav2vec2` config overrides when no folder is given; `matmul_dtype` as in
+    `Wav2Vec2Encoder`)."""
     from artser_jax.models.hf_loader import load_encoder
     from artser_jax.models.logmel import LogMelConfig, LogMelEncoder
     from artser_jax.models.wav2vec2 import Wav2Vec2Config, Wav2Vec2Encoder
@@ -169,10 +170,11 @@ def build_encoder(kind, *, rngs, pretrained_path=None, logmel=None, wav2vec2=Non
         return LogMelEncoder(LogMelConfig(**(logmel or {})), rngs=rngs)
     if kind in ("wav2vec2", "wavlm"):
         if pretrained_path:
-            encoder = load_encoder(pretrained_path)
+            encoder = load_encoder(pretrained_path, matmul_dtype=matmul_dtype)
             if encoder.config.model_type != kind:
                 raise ValueError(f"{pretrained_path}: holds a {encoder.config.model_type} model, config asks "
                                  f"for {kind}")
             return encoder
-        return Wav2Vec2Encoder(Wav2Vec2Config(model_type=kind, **(wav2vec2 or {})), rngs=rngs)
+        return Wav2Vec2Encoder(Wav2Vec2Config(model_type=kind, **(wav2vec2 or {})), rngs=rngs,
+                               matmul_dtype=matmul_dtype)
     raise ValueError(f"encoder kind must be 'logmel', 'wav2vec2' or 'wavlm', got {kind!r}")
