@@ -1,9 +1,9 @@
 """Rendering one clip: speech, channel, phone alignment (TextGrid) and talking-face video.
 
-Files are first written under a scratch folder outside the corpus tree and then moved into place with
-`os.replace`, the video last; a done-marker written after the moves is what makes a clip count as
-finished, so an interrupted run never leaves a file that a later run (or a dataset builder) mistakes
-for a complete one.
+All three files are first written completely under a scratch folder outside the corpus tree and only
+then moved into place with `os.replace` (atomic); a done-marker written after the moves is what makes a
+clip count as finished, so an interrupted run never leaves a half-written file in the corpus tree, and a
+rerun renders every clip that has no marker again.
 """
 
 import dataclasses
