@@ -10,6 +10,8 @@ Three numbers, all in video frames per second on the same videos, each the best 
 - `pipeline_<n>_workers`: `landmark_extraction.extract_landmarks` with an empty cache and n processes -
   hashing, decoding, detection, cache writes and the process pool's start-up included;
 - `pipeline_cached`: the same call again, every video found in the cache.
+Also `decode_only_fps` (one run of OpenCV decoding + RGB conversion), the part of the pipeline's
+per-frame work that is not MediaPipe.
 Without --videos it writes synthetic videos: the astronaut photograph (a real face) moving a little,
 320x240 at 30 fps, FLV like CREMA-D. The machine's load average is printed too: on a shared machine
 other processes take cores away from the pool.
@@ -100,10 +102,13 @@ def main(argv):
                 raise SystemExit(f"error: no files match --videos={_VIDEOS.value}")
         else:
             paths = write_synthetic_videos(scratch, _NUM_VIDEOS.value, _NUM_FRAMES.value)
+        start = time.perf_counter()
         decoded = decode_all(paths)
+        decode_seconds = time.perf_counter() - start
         frames = sum(len(video_frames) for _, video_frames in decoded)
         results = {"videos": len(paths), "frames": frames, "repeats": _REPEATS.value,
-                   "cpu_count": os.cpu_count(), "load_average_before": os.getloadavg()[0]}
+                   "cpu_count": os.cpu_count(), "load_average_before": os.getloadavg()[0],
+                   "decode_only_fps": frames / decode_seconds}
         record(results, "mediapipe_raw", frames, [mediapipe_raw_seconds(decoded) for _ in range(_REPEATS.value)])
         del decoded
         for workers in (int(w) for w in _WORKERS.value):
