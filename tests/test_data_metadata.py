@@ -146,6 +146,15 @@ def test_msp_improv_bad_line_named(tmp_path, bad_line, message):
         msp_improv.read_evaluation(path)
 
 
+def test_msp_improv_reader_accepts_bom_and_crlf_rejects_binary(tmp_path):
+    path = tmp_path / "Evaluation.txt"
+    path.write_bytes(b"\xef\xbb\xbf" + EVALUATION_TEXT.replace("\n", "\r\n").encode())
+    assert len(msp_improv.read_evaluation(path)) == 4
+    path.write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(ValueError, match="Evaluation.txt: not a UTF-8 text file"):
+        msp_improv.read_evaluation(path)
+
+
 def test_msp_improv_missing_label_file_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="Evaluation.txt: MSP-IMPROV label file not found"):
         msp_improv.find_label_file(tmp_path)

@@ -133,26 +133,29 @@ def read_evaluation(path):
     path = pathlib.Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: MSP-IMPROV label file not found")
+    try:
+        lines = path.read_text(encoding="utf-8-sig").split("\n")
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path}: not a UTF-8 text file ({error})") from None
     evaluations = {}
     current = None
-    with open(path, encoding="utf-8", errors="strict") as f:
-        for line_number, text in enumerate(f, start=1):
-            text = text.strip()
-            if not text:
-                continue
-            fields = [field.strip() for field in text.rstrip(";").split(";")]
-            if len(fields) < 2:
-                raise ValueError(f"{path}:{line_number}: cannot parse {text!r}: expected ';'-separated fields")
-            if re.match(r"^(UTD|MSP)-IMPROV-", fields[0]):
-                current = _parse_utterance_line(fields, path, line_number)
-                if current.stem in evaluations:
-                    raise ValueError(f"{path}:{line_number}: {current.stem} already evaluated on line "
-                                     f"{evaluations[current.stem].line}")
-                evaluations[current.stem] = current
-            elif current is None:
-                raise ValueError(f"{path}:{line_number}: rater line {text!r} before any utterance line")
-            else:
-                current.raters.append(RaterVote(rater=fields[0], category=fields[1], fields=tuple(fields[2:])))
+    for line_number, text in enumerate(lines, start=1):
+        text = text.strip()
+        if not text:
+            continue
+        fields = [field.strip() for field in text.rstrip(";").split(";")]
+        if len(fields) < 2:
+            raise ValueError(f"{path}:{line_number}: cannot parse {text!r}: expected ';'-separated fields")
+        if re.match(r"^(UTD|MSP)-IMPROV-", fields[0]):
+            current = _parse_utterance_line(fields, path, line_number)
+            if current.stem in evaluations:
+                raise ValueError(f"{path}:{line_number}: {current.stem} already evaluated on line "
+                                 f"{evaluations[current.stem].line}")
+            evaluations[current.stem] = current
+        elif current is None:
+            raise ValueError(f"{path}:{line_number}: rater line {text!r} before any utterance line")
+        else:
+            current.raters.append(RaterVote(rater=fields[0], category=fields[1], fields=tuple(fields[2:])))
     if not evaluations:
         raise ValueError(f"{path}: no utterance lines found")
     return evaluations
