@@ -10,6 +10,7 @@ without any media. The on-disk layout is described in DATA.md section 1:
 
 import csv
 import dataclasses
+import io
 import pathlib
 import re
 
@@ -119,21 +120,24 @@ def _read_csv(path, expected_header):
     path = pathlib.Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: CREMA-D label file not found")
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.reader(f)
-        try:
-            header = next(reader)
-        except StopIteration:
-            raise ValueError(f"{path}: empty file, expected a header {expected_header}") from None
-        missing = [name for name in expected_header if name not in header]
-        if missing:
-            raise ValueError(f"{path}:1: header {header} lacks the columns {missing}")
-        for row in reader:
-            if not row:
-                continue
-            if len(row) != len(header):
-                raise ValueError(f"{path}:{reader.line_num}: expected {len(header)} fields, got {len(row)}: {row}")
-            yield reader.line_num, dict(zip(header, row))
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path}: not a UTF-8 text file ({error})") from None
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise ValueError(f"{path}: empty file, expected a header {expected_header}") from None
+    missing = [name for name in expected_header if name not in header]
+    if missing:
+        raise ValueError(f"{path}:1: header {header} lacks the columns {missing}")
+    for row in reader:
+        if not row:
+            continue
+        if len(row) != len(header):
+            raise ValueError(f"{path}:{reader.line_num}: expected {len(header)} fields, got {len(row)}: {row}")
+        yield reader.line_num, dict(zip(header, row))
 
 
 def read_sentence_filenames(path):
