@@ -235,9 +235,7 @@ def load_cluster_model(config):
     if config.method == "phoneme_anchored":
         if config.segments.method != "phones":
             raise ValueError("method 'phoneme_anchored' needs config.segments.method='phones'")
-        if config.loss.anchor_phones != "vowels":
-            return gestures.PhoneGestureModel(phones=tuple(config.loss.anchor_phones.split(",")))
-        return gestures.PhoneGestureModel()
+        return gestures.phone_gesture_model(config.loss.anchor_phones)
     return None
 
 
