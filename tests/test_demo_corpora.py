@@ -122,7 +122,8 @@ def test_every_video_opens_at_the_layout_frame_rate(tiny_corpora):
             capture = cv2.VideoCapture(str(path))
             assert capture.isOpened(), path
             assert capture.get(cv2.CAP_PROP_FPS) == pytest.approx(settings["frame_rate"], abs=0.005)
-            assert (capture.get(cv2.CAP_PROP_FRAME_WIDTH), capture.get(cv2.CAP_PROP_FRAME_HEIGHT)) == settings["frame_size"]
+            size = (capture.get(cv2.CAP_PROP_FRAME_WIDTH), capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+            assert size == settings["frame_size"]
             capture.release()
 
 
@@ -272,7 +273,8 @@ def test_textgrid_round_trip_and_errors(tmp_path):
     with pytest.raises(textgrid.TextGridError, match="clip.TextGrid"):
         textgrid.read_textgrid(path)
     with pytest.raises(textgrid.TextGridError, match="overlapping"):
-        textgrid.write_textgrid(path, {"phones": [textgrid.Interval(0, 0.5, "A"), textgrid.Interval(0.4, 0.6, "B")]}, 1.0)
+        overlapping = [textgrid.Interval(0, 0.5, "A"), textgrid.Interval(0.4, 0.6, "B")]
+        textgrid.write_textgrid(path, {"phones": overlapping}, 1.0)
 
 
 def test_separability_protocol_holds_speakers_out():

@@ -95,15 +95,15 @@ def cross_corpus_uar(source_features, source_labels, target_features, target_lab
     return uar(target_labels, model.predict(target_features))
 
 
-def measure(corpora_dir):
+def measure(corpora_dir, msp_label_source="consensus"):
     """All the numbers: within-corpus (speaker-independent) and cross-corpus UARs, class counts."""
     tables, features = {}, {}
     for corpus in ("crema_d", "msp_improv"):
-        paths, labels, speakers = corpus_table(corpus, f"{corpora_dir}/{corpus}")
+        paths, labels, speakers = corpus_table(corpus, f"{corpora_dir}/{corpus}", msp_label_source)
         tables[corpus] = (labels, speakers)
         features[corpus] = extract(paths, f"{corpus} features")
         logging.info("%s: %d utterances, %d speakers", corpus, len(labels), len(set(speakers)))
-    results = {"chance_uar": 25.0}
+    results = {"chance_uar": 25.0, "msp_improv_label_source": msp_label_source}
     for corpus, (labels, speakers) in tables.items():
         total, per_fold = within_corpus_uar(features[corpus], labels, speakers)
         results[f"within_{corpus}_uar"] = round(total, 1)
