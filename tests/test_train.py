@@ -1,9 +1,10 @@
-"""End-to-end `launch/train.py` on the tiny datasets: artifacts, SIGTERM resume, 8 vs 1 device, baselines."""
+"""End-to-end `launch/train.py` on the tiny datasets: artifacts, SIGTERM resume, 8 vs 1 device, evaluate."""
 
 import csv
 import json
 import signal
 import subprocess
+import sys
 import time
 
 import pytest
@@ -71,3 +72,21 @@ def test_config_typo_fails_before_work(tiny_training, tmp_path):
     assert result.returncode != 0
     assert "gamm" in result.stderr
     assert not (tmp_path / "typo").exists()
+
+
+def test_evaluate_reruns_the_final_evaluation(tiny_training, reference_run):
+    final = json.loads((reference_run / "final" / "source_dev" / "report.json").read_text())
+    command = [sys.executable, str(REPO / "launch" / "evaluate.py"), f"--config={REPO / 'configs' / 'demo.py'}:tiny",
+               f"--config.data_dir={tiny_training.data_dir}", f"--workdir={reference_run}"]
+    result = subprocess.run(command, env=tiny_training.env(), cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-4000:]
+    out_dir = reference_run / "evaluate" / f"step_{final['step']:06d}"
+    for name in ("source_dev", "target_test"):
+        with open(reference_run / "final" / name / "predictions.csv") as f:
+            want = list(csv.DictReader(f))
+        with open(out_dir / name / "predictions.csv") as f:
+            got = list(csv.DictReader(f))
+        assert [r["utterance"] for r in got] == [r["utterance"] for r in want]
+        for a, b in zip(got, want):
+            assert float(a["p_ANG"]) == pytest.approx(float(b["p_ANG"]), abs=1e-5)
+            assert a["predicted"] == b["predicted"]
