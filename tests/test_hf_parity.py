@@ -117,3 +117,26 @@ def test_loader_errors_name_the_folder(tmp_path):
     (tmp_path / "config.json").write_text('{"model_type": "wav2vec2"}')
     with pytest.raises(FileNotFoundError, match="model.safetensors"):
         hf_loader.load_encoder(tmp_path)
+
+
+def test_input_normalisation_follows_preprocessor_config(tmp_path):
+    """With `do_normalize=True` our encoder on raw audio equals HF's feature extractor + model."""
+    reference = _small_hf_model("wav2vec2", True, "layer")
+    reference.save_pretrained(tmp_path)
+    extractor = transformers.Wav2Vec2FeatureExtractor(do_normalize=True, return_attention_mask=True)
+    extractor.save_pretrained(tmp_path)
+    ours = hf_loader.load_encoder(tmp_path)
+    assert ours.normalize_audio
+
+    rng = np.random.default_rng(4)
+    clips = [3.0 * rng.standard_normal(3000).astype(np.float32) + 0.5,
+             0.1 * rng.standard_normal(1900).astype(np.float32)]
+    inputs = extractor(clips, sampling_rate=16000, padding=True, return_attention_mask=True, return_tensors="pt")
+    with torch.no_grad():
+        expected = reference(inputs.input_values, attention_mask=inputs.attention_mask).last_hidden_state.numpy()
+    audio = np.zeros((2, 3000), np.float32)
+    mask = np.zeros((2, 3000), bool)
+    for row, clip in enumerate(clips):
+        audio[row, :len(clip)], mask[row, :len(clip)] = clip, True
+    got = ours(jnp.asarray(audio), jnp.asarray(mask))
+    assert np.abs(expected - np.asarray(got.frames)).max() <= TOLERANCE

@@ -1,8 +1,8 @@
 """Local Hugging Face wav2vec2 / WavLM folder -> our `Wav2Vec2Encoder`, with no network access.
 
-A folder holds `config.json` and the weights as `model.safetensors` (or a sharded
-`model.safetensors.index.json`), or as `pytorch_model.bin` (read with torch, only when torch is
-installed). Checkpoints of task models (`Wav2Vec2ForCTC`, `...ForPreTraining`, `WavLMForXVector`, ...)
+A folder holds `config.json` (and usually `preprocessor_config.json`, whose `do_normalize` we follow)
+and the weights as `model.safetensors` (or a sharded `model.safetensors.index.json`), or as
+`pytorch_model.bin` (read with torch, only when torch is installed). Checkpoints of task models (`Wav2Vec2ForCTC`, `...ForPreTraining`, `WavLMForXVector`, ...)
 keep the encoder under a `wav2vec2.` / `wavlm.` prefix; everything outside it is a task head we do not
 use and is logged, not loaded. Every encoder weight must be present and every encoder-prefixed tensor
 must be used, otherwise the error names each offending key.
@@ -140,15 +140,31 @@ def _encoder_tensors(tensors, model_type, folder):
     return tensors
 
 
-def load_encoder(folder, *, seed=0, matmul_dtype=None):
+def read_do_normalize(folder):
+    """`do_normalize` of the folder's `preprocessor_config.json`; False (the bare model) when it is absent."""
+    path = pathlib.Path(folder) / "preprocessor_config.json"
+    if not path.is_file():
+        log.warning("%s: no preprocessor_config.json; the audio will not be normalised (pass "
+                    "normalize_audio=True if the checkpoint was trained on normalised audio)", folder)
+        return False
+    try:
+        return bool(json.loads(path.read_text()).get("do_normalize", True))
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: not valid JSON ({error})") from None
+
+
+def load_encoder(folder, *, seed=0, matmul_dtype=None, normalize_audio=None):
     """Builds a `Wav2Vec2Encoder` from a local HF folder and loads every weight into it.
 
-    matmul_dtype: see `Wav2Vec2Encoder` (None = float32 throughout)."""
+    matmul_dtype: see `Wav2Vec2Encoder` (None = float32 throughout). normalize_audio: None reads
+    `do_normalize` from `preprocessor_config.json` (HF's default there is True; no file means False)."""
     folder = pathlib.Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: model folder does not exist")
     config = read_config(folder)
-    model = Wav2Vec2Encoder(config, rngs=nnx.Rngs(seed), matmul_dtype=matmul_dtype)
+    if normalize_audio is None:
+        normalize_audio = read_do_normalize(folder)
+    model = Wav2Vec2Encoder(config, rngs=nnx.Rngs(seed), matmul_dtype=matmul_dtype, normalize_audio=normalize_audio)
     tensors = _encoder_tensors(read_state_dict(folder), config.model_type, folder)
     mapping = _parameter_map(model)
     missing = sorted(set(mapping) - set(tensors))

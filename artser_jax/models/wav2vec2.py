@@ -102,6 +102,16 @@ class Wav2Vec2Config:
         return conv_stack_geometry(self.conv_kernel, self.conv_stride)[1]
 
 
+def normalize_waveform(audio, audio_mask=None):
+    """Zero mean, unit variance over each clip's valid samples, padding set to 0 (HF's do_normalize)."""
+    mask = jnp.ones(audio.shape, bool) if audio_mask is None else audio_mask
+    weights = mask.astype(jnp.float32)
+    count = jnp.maximum(jnp.sum(weights, axis=-1, keepdims=True), 1.0)
+    mean = jnp.sum(audio * weights, axis=-1, keepdims=True) / count
+    var = jnp.sum(jnp.square(audio - mean) * weights, axis=-1, keepdims=True) / count
+    return jnp.where(mask, (audio - mean) / jnp.sqrt(var + 1e-7), 0.0)
+
+
 class FeatureExtractorConv(nnx.Module):
     """One conv layer of the waveform feature extractor; `norm` is None, "group" or "layer"."""
 
@@ -237,14 +247,20 @@ class EncoderLayer(nnx.Module):
 class Wav2Vec2Encoder(nnx.Module):
     """Waveform `(B, N)` at 16 kHz -> `EncoderOutput` (frames every 20 ms for the standard conv stack).
 
+    `normalize_audio=True` applies the checkpoint's input normalisation (HF `Wav2Vec2FeatureExtractor` with
+    `do_normalize=True`: zero mean, unit variance over each clip's valid samples, padding set to 0), which
+    the HF model itself leaves to its feature extractor; `hf_loader.load_encoder` reads it from
+    `preprocessor_config.json`.
+
     `matmul_dtype=jnp.bfloat16` runs the transformer's and the feature projection's Linear layers on
     bfloat16 inputs with float32 accumulation (parameters, convolutions, norms, softmax and residuals stay
     float32): faster on CPUs with bf16 matrix units (AMX), at bf16 precision. None (default) is plain
     float32, the precision the parity tests check.
     """
 
-    def __init__(self, config: Wav2Vec2Config, *, rngs: nnx.Rngs, matmul_dtype=None):
+    def __init__(self, config: Wav2Vec2Config, *, rngs: nnx.Rngs, matmul_dtype=None, normalize_audio=False):
         self.config = config
+        self.normalize_audio = normalize_audio
         matmul = {} if matmul_dtype is None else {"dtype": matmul_dtype, "preferred_element_type": jnp.float32}
         dims = (1,) + tuple(config.conv_dim)
         layers = []
@@ -285,6 +301,13 @@ class Wav2Vec2Encoder(nnx.Module):
         return frame_mask_from_audio_mask(audio_mask, num_frames, self.config.conv_kernel, self.config.conv_stride)
 
     def __call__(self, audio, audio_mask=None, *, deterministic=True):
+        if audio.ndim != 2:
+            raise ValueError(f"audio must have shape (batch, samples), got {audio.shape}")
+        if audio.shape[1] < self.config.frame_window_samples:
+            raise ValueError(f"audio of {audio.shape[1]} samples is shorter than one frame "
+                             f"({self.config.frame_window_samples} samples)")
+        if self.normalize_audio:
+            audio = normalize_waveform(audio, audio_mask)
         x = audio[..., None]
         for conv in self.conv_layers:
             x = conv(x)
