@@ -45,6 +45,7 @@ def test_outputs_and_layer_selection(selection):
     model = segment_model.SegmentEmotionModel(encoder, num_classes=4, width=16, num_heads=2, classifier_hidden=8,
                                               layer_selection=selection, rngs=nnx.Rngs(1))
     audio, audio_mask, seg_start, seg_end, seg_mask = _batch()
+    assert model.frozen_encoder  # pretrained-style encoders are frozen by default
     out = model(audio, audio_mask, seg_start, seg_end, seg_mask)
     assert out.logits.shape == (2, 4) and out.segment_embeddings.shape == (2, 3, 16)
     assert np.all(np.asarray(out.segment_embeddings)[1, 2] == 0)  # padded segment
@@ -102,6 +103,12 @@ def test_frozen_feature_path_equals_audio_path(tmp_path):
     np.testing.assert_allclose(np.asarray(got.logits), np.asarray(expected), atol=1e-4)
     with pytest.raises(KeyError, match="no stored features"):
         store.load("c")
+
+
+def test_log_mel_front_end_is_trained_by_default():
+    encoder = segment_model.build_encoder("logmel", rngs=nnx.Rngs(0), logmel={"width": 8, "n_mels": 16})
+    model = segment_model.SegmentEmotionModel(encoder, width=8, num_heads=2, classifier_hidden=8, rngs=nnx.Rngs(1))
+    assert not model.frozen_encoder and segment_model.trainable_filter(model) is nnx.Param
 
 
 def test_bad_arguments_are_refused(tmp_path):
