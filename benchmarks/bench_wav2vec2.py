@@ -104,8 +104,8 @@ def main():
             for row in results[-len(forwards):]:
                 (jax_median, jax_min), (torch_median, torch_min) = (timings[f"jax {row['precision']}"],
                                                                     timings[f"torch {row['precision']}"])
-                row.update(jax_audio_s_per_s=audio_seconds / jax_median, torch_audio_s_per_s=audio_seconds / torch_median,
-                           speedup_median=torch_median / jax_median, speedup_best=torch_min / jax_min)
+                row.update(jax_audio_s_per_s=audio_seconds / jax_median,
+                           torch_audio_s_per_s=audio_seconds / torch_median, speedup_median=torch_median / jax_median, speedup_best=torch_min / jax_min)
                 logging.info("B=%d %4.1fs %s: jax %6.2f audio-s/s, torch %6.2f audio-s/s (medians); jax/torch speed "
                              "%.2fx median, %.2fx best-of-%d (first jax call %.1fs, max |diff| to torch float32 "
                              "%.1e)", batch_size, seconds, row["precision"], row["jax_audio_s_per_s"],

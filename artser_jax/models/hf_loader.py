@@ -2,10 +2,11 @@
 
 A folder holds `config.json` (and usually `preprocessor_config.json`, whose `do_normalize` we follow)
 and the weights as `model.safetensors` (or a sharded `model.safetensors.index.json`), or as
-`pytorch_model.bin` (read with torch, only when torch is installed). Checkpoints of task models (`Wav2Vec2ForCTC`, `...ForPreTraining`, `WavLMForXVector`, ...)
-keep the encoder under a `wav2vec2.` / `wavlm.` prefix; everything outside it is a task head we do not
-use and is logged, not loaded. Every encoder weight must be present and every encoder-prefixed tensor
-must be used, otherwise the error names each offending key.
+`pytorch_model.bin` (read with torch, only when torch is installed). Checkpoints of task models
+(`Wav2Vec2ForCTC`, `...ForPreTraining`, `WavLMForXVector`, ...) keep the encoder under a `wav2vec2.` /
+`wavlm.` prefix; everything outside it is a task head we do not use and is logged, not loaded. Every
+encoder weight must be present and every encoder-prefixed tensor must be used, otherwise the error
+names each offending key.
 """
 
 import json

@@ -320,7 +320,9 @@ class Wav2Vec2Encoder(nnx.Module):
         if not self.config.do_stable_layer_norm:
             x = self.encoder_layer_norm(x)
         x = self.dropout(x, deterministic=deterministic)
-        position_bias = self.layers[0].attention.position_bias(num_frames) if self.config.model_type == "wavlm" else None
+        position_bias = None
+        if self.config.model_type == "wavlm":
+            position_bias = self.layers[0].attention.position_bias(num_frames)
         hidden_states = [x]
         for layer in self.layers:
             x = layer(x, mask, position_bias, deterministic)
