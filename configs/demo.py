@@ -45,10 +45,10 @@ def get_config(arg=None):
     config.model.classifier_hidden = 64
     config.optimizer.learning_rate = 1e-3
     config.optimizer.warmup_steps = 30
-    config.total_steps = 400
+    config.total_steps = 300
     config.log_every = 25
-    config.eval_every = 100
-    config.checkpoint.save_every = 100
+    config.eval_every = 50
+    config.checkpoint.save_every = 50
     if args.tiny:
         config.segments.max_segments = 24
         config.input.max_seconds = 1.5
