@@ -34,6 +34,18 @@ METHODS = ("agcc", "source_only", "phoneme_anchored", "layer_anchored")
 TRIPLET_METHODS = ("agcc", "phoneme_anchored")
 
 
+class NonFiniteLossError(FloatingPointError):
+    """The loss or the gradient norm became NaN or infinite."""
+
+
+def check_finite(step, metrics):
+    """Raises NonFiniteLossError when the loss or the gradient norm of a step is NaN or infinite."""
+    if not (np.isfinite(metrics["loss"]) and np.isfinite(metrics["grad_norm"])):
+        raise NonFiniteLossError(
+            f"step {step}: loss {metrics['loss']}, gradient norm {metrics['grad_norm']}; stopping. "
+            f"Lower the learning rate or check the input data.")
+
+
 class _LibraryInfoFilter(logging.Filter):
     """Drops INFO records of Orbax, Grain and JAX internals, which would bury the run's own progress."""
 
@@ -49,10 +61,6 @@ def quiet_library_logs():
     for handler in [absl_logging.get_absl_handler(), *logging.getLogger().handlers]:
         if not any(isinstance(f, _LibraryInfoFilter) for f in handler.filters):
             handler.addFilter(_LibraryInfoFilter())
-
-
-class NonFiniteLossError(FloatingPointError):
-    """The loss or the gradient norm became NaN or infinite."""
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -423,10 +431,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir):
             batch = sharding.host_to_global(next(train_iter), mesh)
             state, metrics = train_step(state, batch)
             metrics = sharding.fetch_replicated(metrics)
-            if not (np.isfinite(metrics["loss"]) and np.isfinite(metrics["grad_norm"])):
-                raise NonFiniteLossError(
-                    f"step {step}: loss {metrics['loss']}, gradient norm {metrics['grad_norm']}; stopping. "
-                    f"Lower the learning rate or check the input data.")
+            check_finite(step, metrics)
             timed_steps += 1
             progress.update(1)
             if step % config.log_every == 0 or step == config.total_steps:

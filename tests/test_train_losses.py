@@ -58,3 +58,10 @@ def test_gamma_zero_ignores_the_target_batch():
     model = train.build_model(config, 4, nnx.Rngs(params=0, dropout=1))
     _, metrics = train.compute_losses(model, batch, config, jnp.ones(3, bool), None)
     assert "loss_ag" not in metrics
+
+
+@pytest.mark.parametrize("loss, grad_norm", [(np.nan, 1.0), (1.0, np.inf), (np.float32(-np.inf), 0.5)])
+def test_non_finite_loss_or_gradient_stops_the_run(loss, grad_norm):
+    with pytest.raises(train.NonFiniteLossError, match="step 7"):
+        train.check_finite(7, {"loss": loss, "grad_norm": grad_norm})
+    train.check_finite(8, {"loss": np.float32(1.5), "grad_norm": np.float32(0.1)})
