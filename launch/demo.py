@@ -154,7 +154,7 @@ def main(argv):
     table = summarise(results)
     text = format_table(table)
     total = time.perf_counter() - started
-    timing_text = ", ".join(f"{name} {seconds / 60:.1f} min" for name, seconds in timings.items())
+    timing_text = ", ".join(f"{name} {seconds:.0f} s" for name, seconds in timings.items())
     (out_dir / "results.md").write_text(
         f"{text}\n\nUAR / WA / macro-F1 in %, mean ± std over seeds {seeds}. Model selection: best source-dev "
         f"UAR checkpoint. Wall time {total / 60:.1f} min ({timing_text}).\n")
