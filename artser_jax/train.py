@@ -352,6 +352,10 @@ def _validate(config):
                          f"{config.loss.class_weights!r}")
     if not config.data_dir:
         raise ValueError("config.data_dir is not set (the --data_dir of launch/prepare_data.py)")
+    if config.model.encoder in ("wav2vec2", "wavlm") and not config.model.pretrained_dir:
+        # A randomly initialised (and by default frozen) wav2vec2 would train silently on noise features.
+        raise ValueError(f"encoder {config.model.encoder!r} needs --config.model.pretrained_dir (a local Hugging "
+                         f"Face folder with config.json and model weights); or use encoder=logmel")
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir):
