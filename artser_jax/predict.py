@@ -34,7 +34,10 @@ def load_exported_model(directory):
     """(model, metadata): the model rebuilt from the export's config, its params restored on one device."""
     metadata = checkpoint_lib.read_export_metadata(directory)
     config = ml_collections.ConfigDict(metadata["config"])
-    abstract_model = nnx.eval_shape(lambda: train.build_model(config, len(metadata["labels"]), nnx.Rngs(0)))
+    if config.model.pretrained_dir:  # the encoder's config files inside the export
+        config.model.pretrained_dir = str(pathlib.Path(directory) / config.model.pretrained_dir)
+    abstract_model = nnx.eval_shape(
+        lambda: train.build_model(config, len(metadata["labels"]), nnx.Rngs(0), load_pretrained=False))
     graphdef, abstract_params, rest = nnx.split(abstract_model, nnx.Param, ...)
     one_device = sharding.replicated_sharding(sharding.create_mesh(1))
     params = checkpoint_lib.load_exported_params(

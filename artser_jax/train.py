@@ -10,6 +10,7 @@ read by the evaluators and nowhere else.
 
 import logging
 import pathlib
+import shutil
 import signal
 import time
 
@@ -66,13 +67,25 @@ def quiet_library_logs():
 # ----------------------------------------------------------------------------------------------------
 # Model, optimizer and train state.
 
-def build_model(config, num_classes, rngs):
-    """The SegmentEmotionModel described by `config.model`."""
+def build_model(config, num_classes, rngs, load_pretrained=True):
+    """The SegmentEmotionModel described by `config.model`.
+
+    `load_pretrained=False` builds a pretrained encoder's architecture from its folder's config files
+    only, for restoring exported parameters into it.
+    """
     model_config = config.model
     pretrained = model_config.encoder in ("wav2vec2", "wavlm")
-    encoder = segment_model.build_encoder(
-        model_config.encoder, rngs=rngs, pretrained_path=model_config.pretrained_dir,
-        logmel={**model_config.logmel.to_dict(), "dropout": model_config.dropout})
+    if pretrained and not load_pretrained:
+        from artser_jax.models import hf_loader  # pylint: disable=g-import-not-at-top
+        from artser_jax.models import wav2vec2  # pylint: disable=g-import-not-at-top
+
+        encoder = wav2vec2.Wav2Vec2Encoder(
+            hf_loader.read_config(model_config.pretrained_dir), rngs=rngs,
+            normalize_audio=hf_loader.read_do_normalize(model_config.pretrained_dir))
+    else:
+        encoder = segment_model.build_encoder(
+            model_config.encoder, rngs=rngs, pretrained_path=model_config.pretrained_dir,
+            logmel={**model_config.logmel.to_dict(), "dropout": model_config.dropout})
     if model_config.weighted_layer_sum:
         layer_selection = "weighted"
     elif model_config.encoder_layer == -1:
@@ -484,14 +497,26 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir):
             "final": final, "history": history}
 
 
+PRETRAINED_CONFIG_FILES = ("config.json", "preprocessor_config.json")
+
+
 def export(directory, graphdef, state, config):
-    """Params-only export with the JSON sidecar `predict.py` reads."""
+    """Params-only export with the JSON sidecar `predict.py` reads. A pretrained encoder's config files
+    are copied into `directory/encoder`, so the export does not depend on the original folder."""
     model, _ = nnx.merge(graphdef, state)
     params = nnx.to_pure_dict(nnx.state(model, nnx.Param))
+    saved_config = config.to_dict()
+    if config.model.encoder in ("wav2vec2", "wavlm") and jax.process_index() == 0:
+        encoder_dir = pathlib.Path(directory) / "encoder"
+        encoder_dir.mkdir(parents=True, exist_ok=True)
+        for name in PRETRAINED_CONFIG_FILES:
+            source = pathlib.Path(config.model.pretrained_dir) / name
+            if source.exists():
+                shutil.copyfile(source, encoder_dir / name)
+        saved_config["model"]["pretrained_dir"] = "encoder"  # relative to the export directory
     metadata = {"labels": list(config.labels), "sample_rate": config.input.sample_rate,
                 "encoder": config.model.encoder, "max_seconds": config.input.max_seconds,
-                "segments": config.segments.to_dict(), "method": config.method,
-                "config": config.to_dict()}
+                "segments": config.segments.to_dict(), "method": config.method, "config": saved_config}
     checkpoint_lib.export_model(directory, params, _json_safe(metadata))
 
 
