@@ -157,13 +157,14 @@ def main(argv):
     timing_text = ", ".join(f"{name} {seconds:.0f} s" for name, seconds in timings.items())
     (out_dir / "results.md").write_text(
         f"{text}\n\nUAR / WA / macro-F1 in %, mean ± std over seeds {seeds}. Model selection: best source-dev "
-        f"UAR checkpoint. Wall time {total / 60:.1f} min ({timing_text}).\n")
+        f"UAR checkpoint. This invocation took {total / 60:.1f} min ({timing_text}); stages finished by an "
+        f"earlier invocation were skipped.\n")
     (out_dir / "results.json").write_text(json.dumps(
         {"seeds": seeds, "wall_time_s": total, "stage_seconds": timings,
          "table": [{"direction": d, "method": m, **{f"{e}/{k}": v for e, row in r.items() for k, v in row.items()}}
                    for (d, m), r in table.items()]}, indent=2))
     print(text)
-    print(f"\nmean ± std over seeds {seeds}; wall time {total / 60:.1f} min ({timing_text}); "
+    print(f"\nmean ± std over seeds {seeds}; this invocation took {total / 60:.1f} min ({timing_text}); "
           f"details in {out_dir / 'results.md'} and {out_dir / 'runs'}")
 
 
