@@ -55,14 +55,6 @@ class VideoSkipped(Exception):
     """A video that yields no track; the message is the reason written to the skip report."""
 
 
-def file_sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def decode_video(path):
     """(frame rate, generator of RGB uint8 frames); VideoSkipped if the file cannot be opened."""
     import cv2
@@ -118,7 +110,7 @@ def extract_track(path, model_path=None):
 def settings_tag(model_path):
     """Short hash of everything besides the video that determines a track: the model file, the kept
     points and the extractor version. Part of the cache key, so a new model never reuses old tracks."""
-    description = json.dumps({"version": EXTRACTION_VERSION, "model_sha256": file_sha256(model_path),
+    description = json.dumps({"version": EXTRACTION_VERSION, "model_sha256": assets.sha256_of(model_path),
                               "kept": list(face_landmarks.KEPT_INDICES)})
     return hashlib.sha256(description.encode()).hexdigest()[:12]
 
@@ -192,7 +184,7 @@ def _init_worker(cache_dir, tag, model_path):
 def _process_video(path):
     """Worker task: hash, look up the cache, else extract and store. Never raises for a bad video."""
     cache = _worker["cache"]
-    sha256 = file_sha256(path)
+    sha256 = assets.sha256_of(path)
     cached = cache.lookup(sha256)
     if cached is not None:
         kind, value = cached

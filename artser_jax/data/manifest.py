@@ -11,7 +11,7 @@ import pathlib
 
 import tqdm
 
-from artser_jax.data.landmark_extraction import file_sha256
+from artser_jax import assets
 
 MANIFEST_NAME = "media-manifest.tsv"
 _HEADER = ["path", "size", "sha256"]
@@ -104,7 +104,7 @@ def verify_media(root, entries, prefixes=None, check_hashes=True, progress=True)
                 report.problems.append(("wrong_size", entry.path, f"{size} bytes, expected {entry.size}"))
             continue
         if check_hashes:
-            digest = file_sha256(path)
+            digest = assets.sha256_of(path)
             if digest != entry.sha256:
                 report.problems.append(("corrupted", entry.path, f"sha256 {digest}, expected {entry.sha256}"))
     return report
