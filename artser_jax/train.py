@@ -148,8 +148,14 @@ def create_train_state(config, num_classes, mesh):
         model = build_model(config, num_classes, nnx.Rngs(params=config.seed, dropout=config.seed + 1))
         return model, nnx.Optimizer(model, tx, wrt=segment_model.trainable_filter(model))
 
+    replicated = sharding.replicated_sharding(mesh)
+    if config.model.encoder in ("wav2vec2", "wavlm"):
+        # Pretrained weights are read from disk on the host; built inside jit they would be baked into
+        # the compiled program as constants (hundreds of MB) and read twice.
+        graphdef, state = nnx.split(model_and_optimizer())
+        return graphdef, jax.device_put(state, replicated)
     graphdef, _ = nnx.split(nnx.eval_shape(model_and_optimizer))
-    state = jax.jit(lambda: nnx.state(model_and_optimizer()), out_shardings=sharding.replicated_sharding(mesh))()
+    state = jax.jit(lambda: nnx.state(model_and_optimizer()), out_shardings=replicated)()
     return graphdef, state
 
 
