@@ -137,3 +137,13 @@ def base_config(source="crema_d", target="msp_improv", method="agcc"):
     config.mesh = ml_collections.ConfigDict()
     config.mesh.num_devices = ml_collections.FieldReference(None, field_type=int)  # None: all devices
     return config
+
+
+def real_corpora_config(arg, source, target):
+    """The config of one direction on the real corpora; `arg` selects `method` and `encoder`."""
+    args = parse_arg(arg, method="agcc", encoder="wav2vec2")
+    config = base_config(source=source, target=target, method=args.method)
+    config.model.encoder = args.encoder
+    # Real data may come without alignments; windows need no aligner (METHOD.md 2.1).
+    config.segments.method = "windows"
+    return config

@@ -23,9 +23,4 @@ import common  # noqa: E402  pylint: disable=g-import-not-at-top
 
 
 def get_config(arg=None):
-    args = common.parse_arg(arg, method="agcc", encoder="wav2vec2")
-    config = common.base_config(source="msp_improv", target="crema_d", method=args.method)
-    config.model.encoder = args.encoder
-    # Real data may come without alignments; windows need no aligner (METHOD.md 2.1).
-    config.segments.method = "windows"
-    return config
+    return common.real_corpora_config(arg, source="msp_improv", target="crema_d")
