@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # One set-up path for a fresh Debian/Ubuntu machine with Python 3.11; safe to run again (it then does nothing).
-#   1. Debian packages (speech synthesis and audio tools), via apt-get when missing;
+#   1. Debian packages (eSpeak NG for the demo corpora, GL/GLib for OpenCV), via apt-get when missing;
 #   2. .venv/ with torch==2.13.0 (CPU) first, then the pinned requirements, the test extras and the package;
 #   3. the MediaPipe face model, checksum-verified, into $ARTSER_CACHE_DIR (default ~/.cache/artser_jax).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(espeak-ng sox libsox-fmt-all festival libgl1 libglib2.0-0)
+APT_PACKAGES=(espeak-ng libgl1 libglib2.0-0)  # speech synthesis for the demo corpora; OpenCV's GUI libraries
 PYTHON=${PYTHON:-python3.11}
 VENV=.venv
 STAMP=$VENV/.artser-setup-stamp
