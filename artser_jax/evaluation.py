@@ -1,9 +1,12 @@
-"""Classification metrics and evaluation reports.
+"""The evaluators: one pass over a split on the mesh, classification metrics, and the reports.
 
 UAR (unweighted average recall = macro recall) is the primary metric; WA (weighted accuracy, plain
 accuracy), macro-F1, per-class precision/recall and the confusion matrix come with it. One evaluation
 writes `report.json`, `predictions.csv` and two confusion-matrix PNGs (counts and row-normalised) into
 its own folder; scalar metrics are also appended to the workdir's JSON-lines metrics file.
+
+Evaluators are named in `config.evals` (which corpus role and split each reads); target labels are read
+here and nowhere else, and only to report, never to select.
 """
 
 import csv
@@ -11,8 +14,14 @@ import json
 import logging
 import pathlib
 
+import jax
 import numpy as np
+import tqdm
+from scipy import special
 from sklearn import metrics as sk_metrics
+
+from artser_jax import input_pipeline
+from artser_jax import sharding
 
 
 def classification_metrics(labels, predictions, num_classes):
@@ -44,15 +53,9 @@ def classification_metrics(labels, predictions, num_classes):
     }
 
 
-def softmax(logits):
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    exp = np.exp(shifted)
-    return exp / exp.sum(axis=-1, keepdims=True)
-
-
 def write_predictions_csv(path, utterance_ids, labels, logits, class_names):
     """`utterance,true,predicted,p_<class>...` per utterance, labels as class names."""
-    probabilities = softmax(np.asarray(logits, dtype=np.float64))
+    probabilities = special.softmax(np.asarray(logits, dtype=np.float64), axis=-1)
     predictions = probabilities.argmax(axis=-1)
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
@@ -72,24 +75,15 @@ def plot_confusion(path, confusion, class_names, normalise, title):
     if normalise:
         rows = confusion.sum(axis=1, keepdims=True)
         values = np.divide(confusion, rows, out=np.zeros_like(confusion), where=rows > 0)
-        text = [[f"{v:.2f}" for v in row] for row in values]
     else:
-        values = confusion
-        text = [[f"{int(v)}" for v in row] for row in values]
+        values = confusion.astype(np.int64)
     fig, ax = plt.subplots(figsize=(4 + 0.4 * len(class_names), 3.5 + 0.4 * len(class_names)))
-    image = ax.imshow(values, cmap="Blues", vmin=0, vmax=1 if normalise else max(values.max(), 1))
-    fig.colorbar(image, ax=ax, fraction=0.046)
-    ticks = np.arange(len(class_names))
-    ax.set_xticks(ticks, class_names)
-    ax.set_yticks(ticks, class_names)
+    display = sk_metrics.ConfusionMatrixDisplay(values, display_labels=list(class_names))
+    display.plot(ax=ax, cmap="Blues", values_format=".2f" if normalise else "d", colorbar=True)
+    display.im_.set_clim(0, 1 if normalise else max(values.max(), 1))
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title)
-    threshold = values.max() / 2 if values.max() > 0 else 0.5
-    for i in ticks:
-        for j in ticks:
-            ax.text(j, i, text[i][j], ha="center", va="center",
-                    color="white" if values[i, j] > threshold else "black", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -147,3 +141,38 @@ def read_metrics(workdir):
     path = pathlib.Path(workdir) / "metrics.jsonl"
     with open(path) as f:
         return [json.loads(line) for line in f if line.strip()]
+
+
+def run_evaluation(name, eval_step, state, data_source, prepare, config, mesh, shard_options):
+    """Logits, labels and ids of every utterance of one split (padding removed), on every process."""
+    dataset, count = input_pipeline.eval_dataset(data_source, prepare, config.input.eval_batch_size,
+                                                 shard_options)
+    outputs = []
+    for batch in tqdm.tqdm(dataset, desc=f"eval {name}", unit="batch", leave=False,
+                           disable=jax.process_index() != 0):
+        result = eval_step(state, sharding.host_to_global(batch, mesh))
+        outputs.append(sharding.fetch_replicated(result))
+    joined = {k: np.concatenate([o[k] for o in outputs]) for k in outputs[0]}
+    keep = joined["eval_mask"]
+    if int(keep.sum()) != count:
+        raise RuntimeError(f"{name}: evaluated {int(keep.sum())} utterances, the split has {count}")
+    return (input_pipeline.decode_utterance_ids(joined["utterance_id"][keep]), joined["label"][keep],
+            joined["logits"][keep])
+
+
+def evaluate_all(names, eval_step, state, sources, prepares, config, mesh, shard_options, out_dir, step):
+    """Runs the named evaluators and writes their reports under `out_dir/<name>/`; returns scalars."""
+    scalars = {}
+    for name in names:
+        ids, labels, logits = run_evaluation(name, eval_step, state, sources[name], prepares[name], config,
+                                             mesh, shard_options)
+        if jax.process_index() == 0:
+            spec = config.evals[name]
+            report = write_report(
+                pathlib.Path(out_dir) / name, name, ids, labels, logits, list(config.labels),
+                extra={"step": int(step), "corpus": config[spec.corpus].corpus, "split": spec.split,
+                       "method": config.method})
+        else:
+            report = classification_metrics(labels, logits.argmax(-1), len(config.labels))
+        scalars.update({f"{name}/{k}": report[k] for k in ("uar", "wa", "macro_f1")})
+    return scalars

@@ -12,47 +12,24 @@ import json
 import logging
 import pathlib
 
-import jax
-import jax.numpy as jnp
-import ml_collections
 import numpy as np
 from flax import nnx
+from scipy import special
 
-from artser_jax import checkpoint as checkpoint_lib
-from artser_jax import evaluation
+from artser_jax import export
 from artser_jax import input_pipeline
 from artser_jax import segments as segments_lib
-from artser_jax import sharding
-from artser_jax import train
 from artser_jax.data import audio as audio_lib
 from artser_jax.data import textgrid
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".aiff", ".aif")
 
 
-def load_exported_model(directory):
-    """(model, metadata): the model rebuilt from the export's config, its params restored on one device."""
-    metadata = checkpoint_lib.read_export_metadata(directory)
-    config = ml_collections.ConfigDict(metadata["config"])
-    if config.model.pretrained_dir:  # the encoder's config files inside the export
-        config.model.pretrained_dir = str(pathlib.Path(directory) / config.model.pretrained_dir)
-    abstract_model = nnx.eval_shape(
-        lambda: train.build_model(config, len(metadata["labels"]), nnx.Rngs(0), load_pretrained=False))
-    graphdef, abstract_params, rest = nnx.split(abstract_model, nnx.Param, ...)
-    one_device = sharding.replicated_sharding(sharding.create_mesh(1))
-    params = checkpoint_lib.load_exported_params(
-        directory, checkpoint_lib.abstract_like(nnx.to_pure_dict(abstract_params), one_device))
-    nnx.replace_by_pure_dict(abstract_params, params)
-    # Non-parameter state (e.g. dropout RNG counters) is unused at inference; zeros give it a value.
-    rest = jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), rest)
-    return nnx.merge(graphdef, abstract_params, rest), metadata
-
-
 class Predictor:
     """Classifies audio files with an exported model."""
 
     def __init__(self, model_dir):
-        self.model, self.metadata = load_exported_model(model_dir)
+        self.model, self.metadata = export.load_exported_model(model_dir)
         self.labels = list(self.metadata["labels"])
         self.sample_rate = int(self.metadata["sample_rate"])
         self.max_samples = int(round(self.metadata["max_seconds"] * self.sample_rate))
@@ -97,7 +74,7 @@ class Predictor:
         seg_end = np.minimum(segments["seg_end"], max_seconds)
         logits = self._forward(self.model, audio[None], audio_mask[None], segments["seg_start"][None],
                                seg_end[None], seg_mask[None])
-        probabilities = evaluation.softmax(np.asarray(logits, np.float64))[0]
+        probabilities = special.softmax(np.asarray(logits, np.float64), axis=-1)[0]
         return {"file": str(path), "label": self.labels[int(probabilities.argmax())],
                 "probabilities": {name: float(p) for name, p in zip(self.labels, probabilities)},
                 "duration_s": round(len(samples) / self.sample_rate, 3),

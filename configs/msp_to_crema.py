@@ -1,26 +1,14 @@
-r"""AG-CC, MSP-IMPROV (labelled source) -> CREMA-D (unlabelled target), real corpora.
+r"""AG-CC, MSP-IMPROV (labelled source) -> CREMA-D (unlabelled target), real corpora:
+configs/real_corpora.py with the direction fixed.
 
-Prepare both datasets and fit the gesture model first (README, "Real corpora"), then:
+  python launch/train.py --config=configs/msp_to_crema.py:method=agcc,encoder=logmel \
+      --config.data_dir=$DATA --config.gestures_path=$DATA/gestures_msp_crema --workdir=runs/msp_to_crema_agcc
 
-  python launch/train.py --config=configs/msp_to_crema.py:method=agcc \
-      --config.data_dir=$DATA --config.gestures_path=$DATA/gestures_msp_crema \
-      --workdir=runs/msp_to_crema_agcc
-
-Arguments (`:key=value,...`): method = agcc | source_only | phoneme_anchored | layer_anchored;
-encoder = logmel | wav2vec2 | wavlm (wav2vec2/wavlm also need --config.model.pretrained_dir).
-
-Hardware: one accelerator (GPU/TPU) or a pod slice; the batch is sharded over all devices.
-Runtime and expected result: not measured — the real corpora are not available to the authors of this
-config. It has only been checked to parse; the demo config is what was actually run (see configs/demo.py).
+Arguments, hardware and runtime: see configs/real_corpora.py.
 """
 
-import os
-import sys
-
-# Config files are loaded by path, so the shared defaults next to them are imported by path too.
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import common  # noqa: E402  pylint: disable=g-import-not-at-top
+from artser_jax.configs import real_corpora
 
 
 def get_config(arg=None):
-    return common.real_corpora_config(arg, source="msp_improv", target="crema_d")
+    return real_corpora.get_config(arg, direction="msp_to_crema")

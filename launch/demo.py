@@ -15,25 +15,24 @@ Results: OUT_DIR/results.md and OUT_DIR/results.json; each run's reports under O
 import json
 import logging
 import pathlib
-import sys
 import time
 
 from absl import app
 from absl import flags
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "configs"))
-import demo as demo_config  # noqa: E402  pylint: disable=g-import-not-at-top
+from artser_jax import library_logs
+from artser_jax.configs import common
+from artser_jax.configs import demo as demo_config
 
 _OUT_DIR = flags.DEFINE_string("out_dir", "/tmp/artser_demo", "Where corpora, datasets, runs and results go.")
 _SIZE = flags.DEFINE_enum("size", "demo", ["tiny", "demo"], "Demo-corpus size (tiny: a quick smoke run).")
 _DIRECTIONS = flags.DEFINE_list("directions", ["crema_to_msp"], "crema_to_msp and/or msp_to_crema.")
-_METHODS = flags.DEFINE_list("methods", ["source_only", "agcc"], "Methods to train (configs/common.py METHODS).")
+_METHODS = flags.DEFINE_list("methods", ["source_only", "agcc"], "Methods to train (names of artser_jax.methods).")
 _SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "Training seeds; the table gives mean +- std over them.")
 _TOTAL_STEPS = flags.DEFINE_integer("total_steps", None, "Override the demo config's training steps.")
 _NUM_WORKERS = flags.DEFINE_integer("num_workers", 2, "Processes for corpus rendering and landmark extraction.")
 
-CORPUS_DATASETS = {"crema_d": "crema_d_av/emotion4", "msp_improv": "msp_improv_av/emotion4"}
+DEMO_CORPORA = ("crema_d", "msp_improv")  # the corpora artser_jax.demo_corpora generates
 METRICS = ("uar", "wa", "macro_f1")
 EVALUATORS = ("source_dev", "target_test")
 
@@ -50,7 +49,7 @@ def make_datasets(out_dir, size, num_workers):
     summary = generate_demo_corpora(out_dir / "corpora", size, seed=0, num_workers=num_workers)
     logging.info("corpora: %s", json.dumps(summary))
     _stage(2, "TFDS datasets (MediaPipe landmarks on every video frame)")
-    for corpus in CORPUS_DATASETS:
+    for corpus in DEMO_CORPORA:
         builders.prepare_dataset(corpus, out_dir / "corpora" / corpus, out_dir / "data",
                                  config_names=("emotion4",), num_workers=num_workers, progress=True)
 
@@ -62,9 +61,11 @@ def fit_gestures(out_dir, direction):
     if path.exists():
         logging.info("gesture model %s exists; kept", path)
         return path
-    source, target = demo_config.DIRECTIONS[direction]
-    model = gestures.fit_gesture_model(CORPUS_DATASETS[source], CORPUS_DATASETS[target], out_dir / "data",
-                                       gestures.GestureConfig())
+    from artser_jax.data import corpora  # pylint: disable=g-import-not-at-top
+
+    source, target = common.parse_direction(direction)
+    model = gestures.fit_gesture_model(corpora.get(source).tfds_name, corpora.get(target).tfds_name,
+                                       out_dir / "data", gestures.GestureConfig())
     model.save(path)
     logging.info("gesture model %s: %d clusters, common %s, counts %s", path, model.num_clusters,
                  model.common.astype(int).tolist(), model.counts.tolist())
@@ -120,12 +121,16 @@ def main(argv):
     del argv
     started = time.perf_counter()
     logging.getLogger().setLevel(logging.INFO)
-    from artser_jax import train  # pylint: disable=g-import-not-at-top
+    from artser_jax import methods  # pylint: disable=g-import-not-at-top
 
-    train.quiet_library_logs()
-    for direction in _DIRECTIONS.value:
-        if direction not in demo_config.DIRECTIONS:
-            raise app.UsageError(f"unknown direction {direction!r}; choose from {sorted(demo_config.DIRECTIONS)}")
+    library_logs.quiet_library_logs()
+    try:
+        for direction in _DIRECTIONS.value:
+            common.parse_direction(direction)
+        for method in _METHODS.value:
+            methods.get(method)
+    except ValueError as error:
+        raise app.UsageError(str(error))
     seeds = [int(s) for s in _SEEDS.value]
     out_dir = pathlib.Path(_OUT_DIR.value).absolute()
     out_dir.mkdir(parents=True, exist_ok=True)

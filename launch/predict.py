@@ -16,19 +16,22 @@ from absl import flags
 from absl import logging
 import tqdm
 
+from artser_jax import extensions
+from artser_jax import library_logs
+
 _MODEL = flags.DEFINE_string("model", None, "Exported model directory (<workdir>/export).", required=True)
 _WAV = flags.DEFINE_string("wav", None, "One audio file.")
 _DIR = flags.DEFINE_string("dir", None, "A folder of audio files (searched recursively).")
 _CSV = flags.DEFINE_string("csv", None, "A CSV listing audio files (column `path`, else the first column).")
 _OUTPUT = flags.DEFINE_string("output", None, "Output file, .json or .csv (default: JSON on stdout).")
+_EXTENSION_MODULES = extensions.define_flag()
 
 
 def main(argv):
     del argv
     from artser_jax import predict  # pylint: disable=g-import-not-at-top
-    from artser_jax import train  # pylint: disable=g-import-not-at-top
 
-    train.quiet_library_logs()
+    library_logs.quiet_library_logs()
     try:
         files = predict.list_inputs(_WAV.value, _DIR.value, _CSV.value)
     except (ValueError, FileNotFoundError) as error:
@@ -44,4 +47,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    extensions.import_from_argv(sys.argv)
     app.run(main)

@@ -7,13 +7,19 @@ Any config field can be overridden (`--config.loss.gamma=0.3`); an unknown field
 work starts. Rerunning with the same --workdir resumes from its latest checkpoint; SIGTERM saves one and
 exits. Multi-host: every process runs this command; on TPU pods and managed clusters add
 --multihost, elsewhere give --coordinator_address, --num_processes and --process_id.
+Your own method, encoder or corpus registers itself from a module named by
+--extension_modules=my_method.py (see docs/design.md).
 """
+
+import sys
 
 from absl import app
 from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from artser_jax import extensions
+from artser_jax import library_logs
 from artser_jax import sharding
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Training config file (configs/*.py[:args]).",
@@ -24,6 +30,7 @@ _MULTIHOST = flags.DEFINE_bool("multihost", False, "Call jax.distributed.initial
 _COORDINATOR = flags.DEFINE_string("coordinator_address", None, "host:port of process 0 (multi-host).")
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Number of processes (multi-host).")
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index (multi-host).")
+_EXTENSION_MODULES = extensions.define_flag()
 
 
 def main(argv):
@@ -34,7 +41,7 @@ def main(argv):
                                     auto=_MULTIHOST.value)
     logging.set_verbosity(logging.INFO)
     from artser_jax import train  # pylint: disable=g-import-not-at-top  (after distributed init)
-    train.quiet_library_logs()
+    library_logs.quiet_library_logs()
 
     result = train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
     if result["preempted"]:
@@ -44,4 +51,5 @@ def main(argv):
 
 if __name__ == "__main__":
     flags.mark_flag_as_required("config")
+    extensions.import_from_argv(sys.argv)
     app.run(main)

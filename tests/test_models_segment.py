@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from artser_jax.models import features, segment_model
+from artser_jax import train_state
+from artser_jax.configs import demo
+from artser_jax.models import encoders, features, segment_model
 from artser_jax.models.wav2vec2 import Wav2Vec2Config, Wav2Vec2Encoder
 
 TINY_WAV2VEC2 = Wav2Vec2Config(conv_dim=(8, 8, 8), conv_kernel=(10, 3, 3), conv_stride=(5, 2, 2), hidden_size=16,
@@ -43,9 +45,8 @@ def _batch(b=2, n=2000, s=3):
 def test_outputs_and_layer_selection(selection):
     encoder = Wav2Vec2Encoder(TINY_WAV2VEC2, rngs=nnx.Rngs(0))
     model = segment_model.SegmentEmotionModel(encoder, num_classes=4, width=16, num_heads=2, classifier_hidden=8,
-                                              layer_selection=selection, rngs=nnx.Rngs(1))
+                                              layer_selection=selection, frozen_encoder=True, rngs=nnx.Rngs(1))
     audio, audio_mask, seg_start, seg_end, seg_mask = _batch()
-    assert model.frozen_encoder  # pretrained-style encoders are frozen by default
     out = model(audio, audio_mask, seg_start, seg_end, seg_mask)
     assert out.logits.shape == (2, 4) and out.segment_embeddings.shape == (2, 3, 16)
     assert np.all(np.asarray(out.segment_embeddings)[1, 2] == 0)  # padded segment
@@ -105,10 +106,20 @@ def test_frozen_feature_path_equals_audio_path(tmp_path):
         store.load("c")
 
 
-def test_log_mel_front_end_is_trained_by_default():
-    encoder = segment_model.build_encoder("logmel", rngs=nnx.Rngs(0), logmel={"width": 8, "n_mels": 16})
-    model = segment_model.SegmentEmotionModel(encoder, width=8, num_heads=2, classifier_hidden=8, rngs=nnx.Rngs(1))
+def test_pretrained_encoders_are_frozen_by_default_and_log_mel_is_trained():
+    config = demo.get_config("tiny")
+    assert config.model.encoder == "logmel" and config.model.freeze_encoder is None
+    model = train_state.build_model(config, 4, nnx.Rngs(0))
     assert not model.frozen_encoder and segment_model.trainable_filter(model) is nnx.Param
+    for name in ("wav2vec2", "wavlm"):
+        config.model.encoder = name
+        assert encoders.get(name).pretrained and encoders.is_frozen(config.model)
+        config.model.freeze_encoder = False
+        assert not encoders.is_frozen(config.model)
+        config.model.freeze_encoder = None
+    config.model.encoder = "logmel"
+    config.model.freeze_encoder = True  # an explicit choice overrides the encoder's default
+    assert train_state.build_model(config, 4, nnx.Rngs(0)).frozen_encoder
 
 
 def test_bad_arguments_are_refused(tmp_path):
@@ -117,8 +128,8 @@ def test_bad_arguments_are_refused(tmp_path):
     with pytest.raises(ValueError, match="layer_selection"):
         segment_model.SegmentEmotionModel(None, layer_selection=5, feature_dim=4, num_hidden_states=3,
                                           frame_hop_seconds=0.02, frame_window_seconds=0.025, rngs=nnx.Rngs(0))
-    with pytest.raises(ValueError, match="encoder kind"):
-        segment_model.build_encoder("mfcc", rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match="unknown encoder 'mfcc'; registered: logmel, wav2vec2, wavlm"):
+        encoders.get("mfcc")
     with pytest.raises(FileNotFoundError, match="feature store"):
         features.FeatureStore(tmp_path)
     with pytest.raises(ValueError, match="model_type"):

@@ -1,20 +1,19 @@
 """The train state of a pretrained encoder holds the checkpoint's weights, placed on the mesh."""
 
-import sys
-
 import jax
 import numpy as np
-import torch
-import transformers
+import pytest
 from flax import nnx
 
 from artser_jax import sharding
-from artser_jax import train
+from artser_jax import train_state
+from artser_jax.configs import demo
 from artser_jax.models import hf_loader
-from tests.fixture_train import REPO
 
-sys.path.insert(0, str(REPO / "configs"))
-import demo  # noqa: E402  pylint: disable=g-import-not-at-top
+torch = pytest.importorskip("torch", reason="torch (a test-only reference, installed by scripts/setup.sh) "
+                            "writes the checkpoint")
+transformers = pytest.importorskip("transformers", reason="transformers (installed by scripts/setup.sh) "
+                                   "writes the checkpoint")
 
 
 def test_pretrained_encoder_weights_reach_the_replicated_train_state(tmp_path):
@@ -29,7 +28,7 @@ def test_pretrained_encoder_weights_reach_the_replicated_train_state(tmp_path):
     config.model.pretrained_dir = str(tmp_path)
     mesh = sharding.create_mesh()
 
-    graphdef, state = train.create_train_state(config, num_classes=4, mesh=mesh)
+    graphdef, state = train_state.create_train_state(config, num_classes=4, mesh=mesh)
 
     model, _ = nnx.merge(graphdef, state)
     expected = nnx.state(hf_loader.load_encoder(tmp_path), nnx.Param)

@@ -16,9 +16,6 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from artser_jax.models.hf_loader import load_encoder
-from artser_jax.models.logmel import LogMelConfig, LogMelEncoder
-from artser_jax.models.wav2vec2 import Wav2Vec2Config, Wav2Vec2Encoder
 
 
 class SegmentModelOutput(NamedTuple):
@@ -79,14 +76,15 @@ class SegmentTransformerLayer(nnx.Module):
 class SegmentEmotionModel(nnx.Module):
     """Utterance emotion classifier over pooled segments; also returns the segment embeddings z_seg.
 
-    `frozen_encoder=None` freezes a `Wav2Vec2Encoder` and trains a `LogMelEncoder`.
-    With `encoder` (a `LogMelEncoder` or `Wav2Vec2Encoder`) it runs on audio; with `encoder=None` it runs
+    `frozen_encoder` stops gradients into the encoder and leaves its parameters out of training (the
+    trainer takes it from the encoder registry's default or `config.model.freeze_encoder`).
+    With `encoder` (any registered encoder module, see `models.encoders`) it runs on audio; with `encoder=None` it runs
     on precomputed frozen features (see `models.features`), given `feature_dim`, `num_hidden_states`
     (layers stored per utterance) and the frame geometry in seconds.
     """
 
     def __init__(self, encoder=None, *, num_classes=4, width=256, num_layers=2, num_heads=4, dropout=0.1,
-                 classifier_hidden=256, layer_selection="last", frozen_encoder=None, feature_dim=None,
+                 classifier_hidden=256, layer_selection="last", frozen_encoder=False, feature_dim=None,
                  num_hidden_states=None, frame_hop_seconds=None, frame_window_seconds=None, rngs: nnx.Rngs):
         self.encoder = encoder
         if encoder is not None:
@@ -100,9 +98,6 @@ class SegmentEmotionModel(nnx.Module):
         if isinstance(layer_selection, int) and not -num_hidden_states <= layer_selection < num_hidden_states:
             raise ValueError(f"layer_selection {layer_selection} is out of range for {num_hidden_states} layers")
         self.layer_selection = layer_selection
-        if frozen_encoder is None:
-            # Pretrained encoders are frozen by default; the log-mel front end is trained from scratch.
-            frozen_encoder = isinstance(encoder, Wav2Vec2Encoder)
         self.frozen_encoder = frozen_encoder
         self.frame_hop_seconds = frame_hop_seconds
         self.frame_window_seconds = frame_window_seconds
@@ -164,21 +159,3 @@ def trainable_filter(model: SegmentEmotionModel):
     if model.encoder is not None and model.frozen_encoder:
         return nnx.All(nnx.Param, nnx.Not(nnx.PathContains("encoder")))
     return nnx.Param
-
-
-def build_encoder(kind, *, rngs, pretrained_path=None, logmel=None, wav2vec2=None, matmul_dtype=None):
-    """The encoder named by config: "logmel", or "wav2vec2" / "wavlm" (from a local HF folder, or
-    randomly initialised from `wav2vec2` config overrides when no folder is given; `matmul_dtype` as in
-    `Wav2Vec2Encoder`)."""
-    if kind == "logmel":
-        return LogMelEncoder(LogMelConfig(**(logmel or {})), rngs=rngs)
-    if kind in ("wav2vec2", "wavlm"):
-        if pretrained_path:
-            encoder = load_encoder(pretrained_path, matmul_dtype=matmul_dtype)
-            if encoder.config.model_type != kind:
-                raise ValueError(f"{pretrained_path}: holds a {encoder.config.model_type} model, config asks "
-                                 f"for {kind}")
-            return encoder
-        return Wav2Vec2Encoder(Wav2Vec2Config(model_type=kind, **(wav2vec2 or {})), rngs=rngs,
-                               matmul_dtype=matmul_dtype)
-    raise ValueError(f"encoder kind must be 'logmel', 'wav2vec2' or 'wavlm', got {kind!r}")

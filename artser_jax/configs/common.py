@@ -1,24 +1,39 @@
 """Shared defaults for every artser_jax training config.
 
-Each [ours] choice of METHOD.md is a field here, so a user who knows the paper's value sets it from the
-command line (`--config.loss.gamma=0.3`) without touching code. The per-experiment files
-(`crema_to_msp.py`, `msp_to_crema.py`, `demo.py`) start from `base_config()` and change a few fields.
+Each [ours] choice of docs/method.md is a field here, so a user who knows the paper's value sets it from
+the command line (`--config.loss.gamma=0.3`) without touching code. The experiments (`demo.py`,
+`real_corpora.py`) start from `base_config()` and change a few fields. Method, encoder and corpus names
+come from their registries (`artser_jax.methods`, `artser_jax.models.encoders`, `artser_jax.data.corpora`).
 """
 
 import ml_collections
 
-METHODS = ("agcc", "source_only", "phoneme_anchored", "layer_anchored")
-EMOTIONS = ("ANG", "HAP", "NEU", "SAD")
+from artser_jax import methods
+from artser_jax.data import corpora
 
-# TFDS names of the two builders (artser_jax/data/builders.py) with their 4-class configs.
-CORPORA = {
-    "crema_d": ml_collections.ConfigDict(dict(
-        tfds_name="crema_d_av/emotion4", corpus="crema_d",
-        train_split="train", dev_split="validation", test_split="test")),
-    "msp_improv": ml_collections.ConfigDict(dict(
-        tfds_name="msp_improv_av/emotion4", corpus="msp_improv",
-        train_split="train", dev_split="validation", test_split="test")),
-}
+EMOTIONS = ("ANG", "HAP", "NEU", "SAD")
+# Short names of the two directions between the built-in corpora; any "<source>_to_<target>" of
+# registered corpus names is accepted too.
+DIRECTION_ALIASES = {"crema_to_msp": ("crema_d", "msp_improv"), "msp_to_crema": ("msp_improv", "crema_d")}
+
+
+def parse_direction(direction):
+    """(source, target) corpus names of `direction`: an alias or `<source>_to_<target>`."""
+    if direction in DIRECTION_ALIASES:
+        return DIRECTION_ALIASES[direction]
+    source, separator, target = direction.partition("_to_")
+    if not separator or source not in corpora.names() or target not in corpora.names() or source == target:
+        raise ValueError(f"Unknown direction {direction!r}; expected one of {sorted(DIRECTION_ALIASES)} or "
+                         f"'<source>_to_<target>' with two different corpora of {corpora.names()}")
+    return source, target
+
+
+def corpus_config(name):
+    """The config block of one corpus role (`config.source` / `config.target`)."""
+    corpus = corpora.get(name)
+    return ml_collections.ConfigDict(dict(
+        tfds_name=corpus.tfds_name, corpus=corpus.name, train_split=corpus.train_split,
+        dev_split=corpus.dev_split, test_split=corpus.test_split))
 
 
 def parse_arg(arg, **defaults):
@@ -50,8 +65,7 @@ def parse_arg(arg, **defaults):
 
 def base_config(source="crema_d", target="msp_improv", method="agcc"):
     """The full default config for training on `source` and adapting to `target` with `method`."""
-    if method not in METHODS:
-        raise ValueError(f"Unknown method {method!r}; expected one of {METHODS}")
+    method_entry = methods.get(method)
     config = ml_collections.ConfigDict()
     config.method = method
     config.seed = 0
@@ -59,8 +73,8 @@ def base_config(source="crema_d", target="msp_improv", method="agcc"):
 
     # Data: both corpora read with tfds.data_source from one data_dir (launch/prepare_data.py output).
     config.data_dir = ml_collections.FieldReference(None, field_type=str)
-    config.source = CORPORA[source].copy_and_resolve_references()
-    config.target = CORPORA[target].copy_and_resolve_references()
+    config.source = corpus_config(source)
+    config.target = corpus_config(target)
     # The fitted GestureModel artifact (launch/fit_gestures.py --out). Needed by agcc only.
     config.gestures_path = ml_collections.FieldReference(None, field_type=str)
 
@@ -82,9 +96,10 @@ def base_config(source="crema_d", target="msp_improv", method="agcc"):
     config.segments.min_video_frames = 2  # [ours] shorter phone segments are dropped
 
     config.model = ml_collections.ConfigDict()
-    config.model.encoder = "logmel"  # 'logmel' | 'wav2vec2' | 'wavlm'
+    config.model.encoder = "logmel"  # a name of the encoder registry (artser_jax.models.encoders)
     config.model.pretrained_dir = ml_collections.FieldReference(None, field_type=str)
-    config.model.freeze_encoder = True  # [ours] for pretrained encoders
+    # [ours] None: the encoder's default (pretrained encoders frozen, log-mel trained); or True / False.
+    config.model.freeze_encoder = ml_collections.FieldReference(None, field_type=bool)
     config.model.encoder_layer = -1  # [ours] which hidden state feeds segment pooling (-1 = last)
     config.model.weighted_layer_sum = False  # [ours] learned softmax weights over all layers instead
     # [ours] log-mel front end (artser_jax/models/logmel.py LogMelConfig): 25 ms / 10 ms STFT, a stride-2
@@ -99,7 +114,7 @@ def base_config(source="crema_d", target="msp_improv", method="agcc"):
     config.model.classifier_hidden = 256  # [ours]
 
     config.loss = ml_collections.ConfigDict()
-    config.loss.gamma = 0.0 if method == "source_only" else 0.5  # [ours] weight of L_AG / CORAL
+    config.loss.gamma = method_entry.default_gamma  # [ours] weight of the method's loss (L_AG / CORAL)
     config.loss.mining = "soft"  # [ours] 'soft' (softmax-weighted positives/negatives) or 'hard'
     config.loss.form = "softplus"  # [ours] 'softplus': log(1 + exp(lam (D+ - D-))); 'hinge'
     config.loss.lam = 1.0  # [ours] lambda of the softplus form
@@ -136,14 +151,4 @@ def base_config(source="crema_d", target="msp_improv", method="agcc"):
 
     config.mesh = ml_collections.ConfigDict()
     config.mesh.num_devices = ml_collections.FieldReference(None, field_type=int)  # None: all devices
-    return config
-
-
-def real_corpora_config(arg, source, target):
-    """The config of one direction on the real corpora; `arg` selects `method` and `encoder`."""
-    args = parse_arg(arg, method="agcc", encoder="wav2vec2")
-    config = base_config(source=source, target=target, method=args.method)
-    config.model.encoder = args.encoder
-    # Real data may come without alignments; windows need no aligner (METHOD.md 2.1).
-    config.segments.method = "windows"
     return config

@@ -1,0 +1,52 @@
+"""The demo experiment: AG-CC on the generated demo corpora, small enough for a 2-core CPU.
+
+`configs/demo.py` is its entry point (with the commands); `launch/demo.py` runs the whole demo.
+"""
+
+from artser_jax.configs import common
+
+
+def get_config(arg=None):
+    args = common.parse_arg(arg, direction="crema_to_msp", method="agcc", tiny=False)
+    source, target = common.parse_direction(args.direction)
+    config = common.base_config(source=source, target=target, method=args.method)
+    # The demo corpora ship exact phone timings, so the paper's phone segments are used.
+    config.segments.method = "phones"
+    config.segments.max_segments = 40
+    config.input.max_seconds = 3.0
+    config.input.source_batch_size = 16
+    config.input.target_batch_size = 16
+    config.input.eval_batch_size = 32
+    config.model.encoder = "logmel"
+    config.model.logmel.n_mels = 40
+    config.model.logmel.width = 64
+    config.model.transformer_layers = 1
+    config.model.transformer_width = 64
+    config.model.transformer_heads = 4
+    config.model.classifier_hidden = 64
+    config.optimizer.learning_rate = 1e-3
+    config.optimizer.warmup_steps = 30
+    config.total_steps = 300
+    config.log_every = 25
+    config.eval_every = 50
+    config.checkpoint.save_every = 50
+    if args.tiny:
+        config.segments.max_segments = 24
+        config.input.max_seconds = 1.5
+        config.input.source_batch_size = 8
+        config.input.target_batch_size = 8
+        config.input.eval_batch_size = 8
+        config.model.logmel.n_mels = 16
+        config.model.logmel.width = 16
+        config.model.logmel.num_blocks = 1
+        config.loss.coral_layers = (0, 1)  # the tiny encoder has 2 selectable layers
+        config.model.transformer_width = 16
+        config.model.transformer_heads = 2
+        config.model.classifier_hidden = 16
+        config.optimizer.warmup_steps = 1
+        config.total_steps = 4
+        config.log_every = 1
+        config.eval_every = 2
+        config.checkpoint.save_every = 2
+        config.checkpoint.async_save = False
+    return config

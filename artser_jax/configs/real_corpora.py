@@ -1,0 +1,22 @@
+"""The real-corpora experiment (CREMA-D and MSP-IMPROV as they ship), either direction.
+
+`configs/real_corpora.py` is its entry point (with the commands); `configs/crema_to_msp.py` and
+`configs/msp_to_crema.py` fix the direction.
+"""
+
+from artser_jax.configs import common
+
+
+def get_config(arg=None, direction=None):
+    """`arg` selects `method`, `encoder` and, unless the entry point fixes `direction`, the direction
+    (`direction=msp_to_crema,method=agcc,encoder=logmel`)."""
+    defaults = dict(method="agcc", encoder="wav2vec2")
+    if direction is None:
+        defaults["direction"] = "crema_to_msp"
+    args = common.parse_arg(arg, **defaults)
+    source, target = common.parse_direction(direction or args.direction)
+    config = common.base_config(source=source, target=target, method=args.method)
+    config.model.encoder = args.encoder
+    # Real data may come without alignments; windows need no aligner (docs/method.md 2.1).
+    config.segments.method = "windows"
+    return config

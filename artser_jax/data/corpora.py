@@ -1,0 +1,50 @@
+"""The corpus registry: the audio-visual corpora a run can take as source or target (docs/design.md).
+
+An entry names the TFDS builder that reads the corpus as it ships (`artser_jax.data.builders`), the
+builder config holding the 4-class task shared by every corpus, and the split names. Adding a corpus is
+one builder module (a `tfds.core.GeneratorBasedBuilder` with the features of `builders._features`) and one
+`register` call; configs, `launch/prepare_data.py` and the demo then accept its name.
+"""
+
+import dataclasses
+
+from artser_jax.data import builders
+
+
+@dataclasses.dataclass(frozen=True)
+class Corpus:
+    name: str  # what configs and launch flags call it, e.g. "crema_d"
+    builder: type  # the TFDS builder class
+    four_class_config: str = "emotion4"  # the builder config with the classes ANG, HAP, NEU, SAD
+    train_split: str = "train"
+    dev_split: str = "validation"
+    test_split: str = "test"
+
+    @property
+    def tfds_name(self):
+        """`name/config` of the 4-class dataset, as `tfds.data_source` takes it."""
+        return f"{self.builder.name}/{self.four_class_config}"
+
+
+_REGISTRY = {}
+
+
+def register(corpus):
+    if corpus.name in _REGISTRY:
+        raise ValueError(f"a corpus named {corpus.name!r} is already registered")
+    _REGISTRY[corpus.name] = corpus
+    return corpus
+
+
+def get(name):
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown corpus {name!r}; registered: {', '.join(names())}")
+    return _REGISTRY[name]
+
+
+def names():
+    return tuple(sorted(_REGISTRY))
+
+
+register(Corpus("crema_d", builders.CremaDAv))
+register(Corpus("msp_improv", builders.MspImprovAv))

@@ -1,0 +1,97 @@
+"""The model, its optimizer and the train state, built from a config (docs/design.md, "Trainer").
+
+`build_model` turns `config.model` into a `SegmentEmotionModel` (the encoder comes from the encoder
+registry); `build_optimizer` is AdamW with warm-up and cosine decay; `create_train_state` creates the
+(graphdef, state) of model and optimizer replicated on the mesh.
+"""
+
+import jax
+import optax
+from flax import nnx
+
+from artser_jax import sharding
+from artser_jax.models import encoders
+from artser_jax.models import segment_model
+
+
+def layer_selection(model_config):
+    """The `SegmentEmotionModel.layer_selection` of `config.model`."""
+    if model_config.weighted_layer_sum:
+        return "weighted"
+    if model_config.encoder_layer == -1:
+        return "last"
+    return model_config.encoder_layer
+
+
+def build_model(config, num_classes, rngs, load_weights=True):
+    """The SegmentEmotionModel described by `config.model`.
+
+    `load_weights=False` builds a pretrained encoder's architecture from its folder's config files
+    only, for restoring exported parameters into it.
+    """
+    model_config = config.model
+    encoder = encoders.get(model_config.encoder).build(model_config, rngs, load_weights)
+    return segment_model.SegmentEmotionModel(
+        encoder, num_classes=num_classes, width=model_config.transformer_width,
+        num_layers=model_config.transformer_layers, num_heads=model_config.transformer_heads,
+        dropout=model_config.dropout, classifier_hidden=model_config.classifier_hidden,
+        layer_selection=layer_selection(model_config), frozen_encoder=encoders.is_frozen(model_config),
+        rngs=rngs)
+
+
+def _parameter_group(path, _):
+    return "encoder" if any(getattr(key, "key", None) == "encoder" for key in path) else "rest"
+
+
+def build_optimizer(config):
+    """AdamW with linear warm-up and cosine decay, gradient clipping by global norm. A fine-tuned
+    pretrained encoder gets its own (lower) peak learning rate."""
+
+    def adamw(peak):
+        schedule = optax.warmup_cosine_decay_schedule(
+            init_value=0.0, peak_value=peak,
+            warmup_steps=min(config.optimizer.warmup_steps, max(config.total_steps - 1, 1)),
+            decay_steps=max(config.total_steps, 2), end_value=0.0)
+        return optax.adamw(schedule, weight_decay=config.optimizer.weight_decay)
+
+    fine_tuned = encoders.get(config.model.encoder).pretrained and not encoders.is_frozen(config.model)
+    if fine_tuned:
+        update = optax.multi_transform(
+            {"encoder": adamw(config.optimizer.encoder_learning_rate),
+             "rest": adamw(config.optimizer.learning_rate)},
+            lambda params: jax.tree_util.tree_map_with_path(_parameter_group, params))
+    else:
+        update = adamw(config.optimizer.learning_rate)
+    return optax.chain(optax.clip_by_global_norm(config.optimizer.grad_clip_norm), update)
+
+
+def _is_key(x):
+    return hasattr(x, "dtype") and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
+
+
+def keys_to_data(state):
+    """Typed PRNG keys -> raw uint32 key data, the form Orbax stores."""
+    return jax.tree.map(lambda x: jax.random.key_data(x) if _is_key(x) else x, state)
+
+
+def keys_from_data(state, like):
+    return jax.tree.map(lambda x, ref: jax.random.wrap_key_data(x) if _is_key(ref) else x, state, like)
+
+
+def create_train_state(config, num_classes, mesh):
+    """(graphdef, state) of the model and its optimizer, with the state created replicated on `mesh`."""
+    tx = build_optimizer(config)
+
+    def model_and_optimizer():
+        model = build_model(config, num_classes, nnx.Rngs(params=config.seed, dropout=config.seed + 1))
+        return model, nnx.Optimizer(model, tx, wrt=segment_model.trainable_filter(model))
+
+    replicated = sharding.replicated_sharding(mesh)
+    if encoders.get(config.model.encoder).pretrained:
+        # Pretrained weights are read from disk on the host; built inside jit they would be baked into
+        # the compiled program as constants (hundreds of MB) and read twice.
+        graphdef, state = nnx.split(model_and_optimizer())
+        return graphdef, jax.device_put(state, replicated)
+    graphdef, _ = nnx.split(nnx.eval_shape(model_and_optimizer))
+    state = jax.jit(lambda: nnx.state(model_and_optimizer()), out_shardings=replicated)()
+    return graphdef, state
