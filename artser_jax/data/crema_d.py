@@ -36,7 +36,6 @@ LEVELS = ("LO", "MD", "HI", "XX")
 # Letters used by the perception study's vote columns.
 VOTE_LETTERS = {"A": "ANG", "D": "DIS", "F": "FEA", "H": "HAP", "N": "NEU", "S": "SAD"}
 LABEL_SOURCES = ("intended", "voice_vote", "multimodal_vote")
-_VOTE_COLUMNS = {"voice_vote": "VoiceVote", "multimodal_vote": "MultiModalVote"}
 
 # Clips with empty or broken media (DATA.md section 1); builders skip them with this reason logged.
 KNOWN_BAD_CLIPS = {
