@@ -1,4 +1,4 @@
-"""Training losses (METHOD.md 2.4-2.5) as pure functions of global arrays.
+"""Training losses (docs/method.md 2.4-2.5) as pure functions of global arrays.
 
 All functions are written on the *global* batch: under `jax.jit` with inputs sharded over the `data`
 mesh axis, XLA gathers what each device needs, so the triplet loss sees positives and negatives from
@@ -40,7 +40,7 @@ def _masked_softmax(logits, mask):
 
 
 def triplet_anchor_sets(cluster_ids, is_source, valid, common):
-    """Boolean anchors (M,), positives (M, M) and negatives (M, M) of METHOD.md 2.4.
+    """Boolean anchors (M,), positives (M, M) and negatives (M, M) of docs/method.md 2.4.
 
     Anchor: valid target segment whose cluster is common. Positives of a: valid source segments of the
     same cluster; negatives: valid source segments of another (assigned) cluster.
@@ -58,7 +58,7 @@ def triplet_anchor_sets(cluster_ids, is_source, valid, common):
 
 def soft_weighted_triplet_loss(embeddings, cluster_ids, is_source, valid, common, *, lam=1.0, margin=0.2,
                                mining="soft", form="softplus"):
-    """Triplet loss over flattened global segments (METHOD.md 2.4).
+    """Triplet loss over flattened global segments (docs/method.md 2.4).
 
     embeddings (M, D); cluster_ids (M,) int, -1 = no cluster; is_source (M,) bool; valid (M,) bool;
     common (K,) bool. Embeddings are unit-normalised here.

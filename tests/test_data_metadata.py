@@ -9,10 +9,8 @@ import pytest
 
 from artser_jax.data import crema_d, msp_improv
 
-CREMA_D_METADATA = pathlib.Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "crema-d-metadata"
-
-needs_real_metadata = pytest.mark.skipif(not CREMA_D_METADATA.is_dir(),
-                                         reason=f"real CREMA-D metadata not at {CREMA_D_METADATA}")
+# The real CREMA-D label tables, vendored with their licence (tests/data/crema-d-metadata/README.md).
+CREMA_D_METADATA = pathlib.Path(__file__).resolve().parent / "data" / "crema-d-metadata"
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +18,6 @@ def real_crema_d():
     return crema_d.load_metadata(CREMA_D_METADATA)
 
 
-@needs_real_metadata
 def test_real_crema_d_four_class_intended_counts(real_crema_d):
     assert len(real_crema_d.stems) == 7442
     assert len({crema_d.parse_stem(s).actor for s in real_crema_d.stems}) == 91
@@ -33,7 +30,6 @@ def test_real_crema_d_four_class_intended_counts(real_crema_d):
     assert genders == {"male": 48, "female": 43}
 
 
-@needs_real_metadata
 def test_real_crema_d_perceived_labels_drop_ties(real_crema_d):
     votes = real_crema_d.votes
     voice = real_crema_d.labels("voice_vote", crema_d.EMOTIONS_6)
@@ -61,7 +57,6 @@ def _tfds_style_actor_split(actor_ids):
             **{a: "test" for a in ids[b2:]}}
 
 
-@needs_real_metadata
 def test_real_crema_d_actor_split_matches_tfds(real_crema_d):
     split = real_crema_d.split_of_actor()
     expected = _tfds_style_actor_split(crema_d.parse_stem(s).actor for s in real_crema_d.stems)
@@ -69,7 +64,6 @@ def test_real_crema_d_actor_split_matches_tfds(real_crema_d):
     assert collections.Counter(split.values()) == {"train": 63, "validation": 9, "test": 19}
 
 
-@needs_real_metadata
 def test_known_bad_clips_are_real_clips(real_crema_d):
     assert set(crema_d.KNOWN_BAD_CLIPS) <= set(real_crema_d.stems)
 
@@ -82,7 +76,6 @@ def test_crema_d_stem_errors_name_source():
         crema_d.parse_stem("1001_IEO_BOR_XX")
 
 
-@needs_real_metadata
 def test_crema_d_bad_table_line_named(tmp_path):
     manual = tmp_path / "crema"
     shutil.copytree(CREMA_D_METADATA, manual, ignore=shutil.ignore_patterns("media-manifest.tsv"))

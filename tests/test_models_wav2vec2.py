@@ -43,8 +43,8 @@ def test_dropout_only_when_not_deterministic():
 
 
 def test_relative_position_buckets_match_transformers():
-    torch = pytest.importorskip("torch")
-    transformers = pytest.importorskip("transformers")
+    torch = pytest.importorskip("torch", reason="torch is not installed: no reference to compare with")
+    pytest.importorskip("transformers", reason="transformers is not installed: no reference to compare with")
     from transformers.models.wavlm.modeling_wavlm import WavLMAttention
 
     attention = WavLMAttention(embed_dim=8, num_heads=2, num_buckets=320, max_distance=800)

@@ -79,7 +79,3 @@ def load_audio(path, target_rate=SAMPLE_RATE, expected_rate=None):
 def to_int16(mono):
     """float32 in [-1, 1] -> int16 (clipped), the storage format of the datasets."""
     return np.round(np.clip(mono, -1.0, 32767 / 32768) * 32768).astype(np.int16)
-
-
-def from_int16(samples):
-    return samples.astype(np.float32) / 32768.0

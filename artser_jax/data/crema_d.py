@@ -1,7 +1,7 @@
 """CREMA-D metadata: file names, the CSV tables, emotion labels and the actor split.
 
 Pure Python (numpy only for the split's random shuffle), so it can be tested on the real metadata tables
-without any media. The on-disk layout is described in DATA.md section 1:
+without any media. The on-disk layout is described in docs/data.md section 1:
 
     <manual_dir>/AudioWAV/<stem>.wav, <manual_dir>/VideoFlash/<stem>.flv,
     <manual_dir>/SentenceFilenames.csv, <manual_dir>/VideoDemographics.csv,
@@ -36,9 +36,8 @@ LEVELS = ("LO", "MD", "HI", "XX")
 # Letters used by the perception study's vote columns.
 VOTE_LETTERS = {"A": "ANG", "D": "DIS", "F": "FEA", "H": "HAP", "N": "NEU", "S": "SAD"}
 LABEL_SOURCES = ("intended", "voice_vote", "multimodal_vote")
-_VOTE_COLUMNS = {"voice_vote": "VoiceVote", "multimodal_vote": "MultiModalVote"}
 
-# Clips with empty or broken media (DATA.md section 1); builders skip them with this reason logged.
+# Clips with empty or broken media (docs/data.md section 1); builders skip them with this reason logged.
 KNOWN_BAD_CLIPS = {
     "1076_MTI_SAD_XX": "known bad audio (empty wav in the corpus)",
     "1007_ITH_NEU_XX": "known bad video (broken flv in the corpus)",

@@ -1,7 +1,7 @@
 """Verification of a user's media files against a manifest of expected paths, sizes and SHA-256 digests.
 
 The manifest is a tab-separated file with the header `path	size	sha256` and paths relative to the corpus
-root (for CREMA-D: `../shared/data/crema-d-metadata/media-manifest.tsv`, read from the Git LFS pointers).
+root (for CREMA-D: `tests/data/crema-d-metadata/media-manifest.tsv`, read from the Git LFS pointers).
 Verification runs before the expensive landmark extraction, so a bad download is found in minutes.
 """
 

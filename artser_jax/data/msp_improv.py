@@ -1,6 +1,6 @@
 """MSP-IMPROV metadata: file names, the `Evaluation.txt` label file, labels and session splits.
 
-Described from public parsers, not from the corpus itself (DATA.md section 2), so the readers accept the
+Described from public parsers, not from the corpus itself (docs/data.md section 2), so the readers accept the
 known variations (`Evalution.txt`, media with or without an `Audio/` prefix, a missing `N:` field, `NaN`)
 and fail with the file and line on anything else.
 """

@@ -1,4 +1,4 @@
-"""Generates the two demo corpora in the on-disk layouts of CREMA-D and MSP-IMPROV (DATA.md section 3).
+"""Generates the two demo corpora in the on-disk layouts of CREMA-D and MSP-IMPROV (docs/data.md section 3).
 
     out_dir/crema_d/     AudioWAV/, VideoFlash/, SentenceFilenames.csv, VideoDemographics.csv,
                          processedResults/summaryTable.csv, processedResults/tabulatedVotes.csv

@@ -41,10 +41,3 @@ def frame_mask_from_audio_mask(audio_mask, num_frames, kernels, strides):
     """Feature-level mask like HF's `_get_feature_vector_attention_mask`: frames before each output length."""
     lengths = jnp.sum(audio_mask.astype(jnp.int32), axis=-1)
     return lengths_to_mask(conv_stack_output_lengths(lengths, kernels, strides), num_frames)
-
-
-def num_output_frames(num_samples, kernels, strides):
-    """Static frame count for `num_samples` input samples."""
-    for kernel, stride in zip(kernels, strides):
-        num_samples = max((num_samples - kernel) // stride + 1, 0)
-    return num_samples
