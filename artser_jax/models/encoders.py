@@ -17,7 +17,7 @@ from typing import Callable
 
 from artser_jax.models import hf_loader
 from artser_jax.models.logmel import LogMelConfig, LogMelEncoder
-from artser_jax.models.wav2vec2 import Wav2Vec2Encoder
+from artser_jax.models.wav2vec2 import MODEL_TYPES, Wav2Vec2Encoder
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,6 +93,6 @@ def _hugging_face_builder(model_type):
 HUGGING_FACE_FILES = ("config.json", "preprocessor_config.json")
 
 register(Encoder("logmel", _build_logmel))
-for _model_type in ("wav2vec2", "wavlm"):
+for _model_type in MODEL_TYPES:
     register(Encoder(_model_type, _hugging_face_builder(_model_type), pretrained=True, frozen_by_default=True,
                      export_files=HUGGING_FACE_FILES))

@@ -1,4 +1,4 @@
-"""The acoustic model of METHOD.md 2.3: encoder -> segment pooling -> segment transformer -> classifier.
+"""The acoustic model of docs/method.md 2.3: encoder -> segment pooling -> segment transformer -> classifier.
 
 Segments are time intervals `[seg_start, seg_end)` in seconds. A frame belongs to a segment when the
 centre of its window, `i * hop + window / 2`, lies inside the interval; a valid segment that contains no

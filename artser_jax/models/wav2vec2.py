@@ -35,6 +35,10 @@ ACTIVATIONS = {
 }
 
 
+# The Hugging Face `model_type`s this port implements; each is one entry of the encoder registry.
+MODEL_TYPES = ("wav2vec2", "wavlm")
+
+
 @dataclasses.dataclass(frozen=True)
 class Wav2Vec2Config:
     """The fields of a Hugging Face `Wav2Vec2Config` / `WavLMConfig` that the forward pass uses."""
@@ -61,8 +65,8 @@ class Wav2Vec2Config:
     max_bucket_distance: int = 800  # WavLM only
 
     def __post_init__(self):
-        if self.model_type not in ("wav2vec2", "wavlm"):
-            raise ValueError(f"model_type must be 'wav2vec2' or 'wavlm', got {self.model_type!r}")
+        if self.model_type not in MODEL_TYPES:
+            raise ValueError(f"model_type must be one of {MODEL_TYPES}, got {self.model_type!r}")
         if self.feat_extract_norm not in ("group", "layer"):
             raise ValueError(f"feat_extract_norm must be 'group' or 'layer', got {self.feat_extract_norm!r}")
         for name in ("feat_extract_activation", "hidden_act"):
@@ -77,8 +81,8 @@ class Wav2Vec2Config:
     def from_hf_dict(cls, hf_config, source="config.json"):
         """Builds from a parsed HF config.json; refuses options this port does not implement."""
         model_type = hf_config.get("model_type")
-        if model_type not in ("wav2vec2", "wavlm"):
-            raise ValueError(f"{source}: model_type {model_type!r} is not supported (wav2vec2, wavlm)")
+        if model_type not in MODEL_TYPES:
+            raise ValueError(f"{source}: model_type {model_type!r} is not supported ({', '.join(MODEL_TYPES)})")
         if hf_config.get("add_adapter", False):
             raise ValueError(f"{source}: add_adapter=True (adapter layers) is not supported")
         if hf_config.get("adapter_attn_dim") is not None:
