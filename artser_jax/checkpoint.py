@@ -13,6 +13,8 @@ encoder, config): everything `predict.py` needs for audio-only inference.
 import json
 import logging
 import pathlib
+import re
+import shutil
 
 import grain
 import jax
@@ -21,6 +23,24 @@ from orbax.checkpoint import checkpoint_managers
 
 BEST_METRIC = "source_dev/uar"  # model selection never looks at target labels
 EXPORT_METADATA = "model.json"
+UNREADABLE_DIR = "checkpoints_unreadable"  # beside the checkpoints folder: damaged steps are moved here
+
+
+class NoReadableCheckpointError(RuntimeError):
+    """Every checkpoint of a run failed to restore."""
+
+
+def _failure_summary(error, step_dir):
+    """(file, reason) of a failed restore: the first path inside `step_dir` that the error chain names
+    (else the step folder) and the first line of the innermost message."""
+    messages = []
+    while error is not None:
+        messages.append(str(error))
+        error = error.__cause__ or error.__context__
+    text = "\n".join(messages)
+    found = re.search(re.escape(str(step_dir)) + r"[^\s'\",:;)\]]*", text)
+    reason = next((m.strip().splitlines()[0] for m in reversed(messages) if m.strip()), "unknown error")
+    return (found.group(0) if found else str(step_dir)), reason[:300]
 
 
 def _best_metric(metrics):
@@ -73,6 +93,42 @@ class TrainCheckpointer:
         logging.info("Restored checkpoint step %d from %s", step, self.directory)
         return restored["state"]
 
+    def restore_newest_readable(self, abstract_state, data_iterator=None, move_aside=True):
+        """(step, state) of the newest checkpoint that restores, or (None, None) when there is none.
+
+        A checkpoint that fails to restore is reported in one line (step, file, reason) and, when
+        `move_aside` (process 0 of a run), moved into `<run>/checkpoints_unreadable/` rather than deleted;
+        the next newest is tried. If checkpoints exist but none restores, NoReadableCheckpointError names
+        every step tried.
+        """
+        tried = []
+        for step in sorted(self.all_steps(), reverse=True):
+            step_dir = self.directory / str(step)
+            try:
+                return step, self.restore(step, abstract_state, data_iterator)
+            except Exception as error:  # Orbax, TensorStore and Grain raise many types for damaged files
+                file, reason = _failure_summary(error, step_dir)
+                tried.append(f"step {step} ({file}: {reason})")
+                logging.error("Checkpoint step %d is unreadable: %s: %s", step, file, reason)
+                if move_aside:
+                    self._move_aside(step_dir)
+        if tried:
+            raise NoReadableCheckpointError(f"no checkpoint in {self.directory} could be restored; tried "
+                                            + "; ".join(tried))
+        return None, None
+
+    def _move_aside(self, step_dir):
+        target_root = self.directory.parent / UNREADABLE_DIR
+        target_root.mkdir(parents=True, exist_ok=True)
+        target = target_root / step_dir.name
+        suffix = 1
+        while target.exists():
+            target = target_root / f"{step_dir.name}.{suffix}"
+            suffix += 1
+        shutil.move(str(step_dir), str(target))
+        logging.warning("Moved the unreadable checkpoint %s to %s; trying the next newest", step_dir, target)
+        self.manager.reload()
+
     def best_step(self):
         """The kept step with the highest source-dev UAR, or None when no evaluated step is kept."""
         best = self.manager.best_step()
@@ -109,7 +165,10 @@ def read_export_metadata(directory):
     path = pathlib.Path(directory) / EXPORT_METADATA
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: {directory} is not a model exported by launch/train.py")
-    return json.loads(path.read_text())
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path}: not a readable export sidecar ({error}); re-export the run") from None
 
 
 def load_exported_params(directory, abstract_params):

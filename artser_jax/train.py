@@ -10,6 +10,7 @@ fresh initialisation from `config.seed`. Model selection uses source-dev UAR onl
 read by the evaluators and nowhere else.
 """
 
+import json
 import logging
 import pathlib
 import signal
@@ -33,6 +34,7 @@ from artser_jax import objective
 from artser_jax import segments as segments_lib
 from artser_jax import sharding
 from artser_jax import train_state
+from artser_jax import workdir_lock
 from artser_jax.models import encoders
 
 
@@ -114,32 +116,115 @@ class PreemptionFlag:
 # ----------------------------------------------------------------------------------------------------
 # The loop.
 
-def _validate(config):
-    methods.get(config.method)  # an unknown method is named with the registered ones
-    encoder = encoders.get(config.model.encoder)
-    if config.loss.anchor_clusters not in ("common", "all"):
-        raise ValueError(f"config.loss.anchor_clusters must be 'common' or 'all', got "
-                         f"{config.loss.anchor_clusters!r}")
-    if config.loss.class_weights not in ("none", "balanced"):
-        raise ValueError(f"config.loss.class_weights must be 'none' or 'balanced', got "
-                         f"{config.loss.class_weights!r}")
-    if not config.data_dir:
-        raise ValueError("config.data_dir is not set (the --data_dir of launch/prepare_data.py)")
-    if encoder.pretrained and not config.model.pretrained_dir:
+class ConfigError(ValueError):
+    """The config breaks a rule; raised before any work, naming each field and its rule."""
+
+
+PREEMPTED_EXIT_STATUS = 75  # EX_TEMPFAIL: stopped by SIGTERM after a checkpoint; rerun to resume
+# Fields a resumed run may change: where things are and how often it logs, evaluates and saves. Any other
+# difference from the checkpointed run's config.json is refused (it would mix two experiments).
+RESUME_MAY_CHANGE = ("data_dir", "gestures_path", "model.pretrained_dir", "log_every", "eval_every",
+                     "checkpoint", "mesh", "input.worker_count", "input.prefetch_buffer",
+                     "input.eval_batch_size")
+
+
+def validate_config(config):
+    """Raises ConfigError listing every field of `config` that breaks its rule."""
+    problems = []
+
+    def require(ok, field, rule):
+        if not ok:
+            problems.append(f"config.{field} = {_field(config, field)!r}: {rule}")
+
+    for field, registry in (("method", methods), ("model.encoder", encoders)):
+        try:
+            registry.get(config[field] if field == "method" else config.model.encoder)
+        except ValueError as error:
+            problems.append(f"config.{field}: {error}")
+    require(config.loss.anchor_clusters in ("common", "all"), "loss.anchor_clusters", "must be 'common' or 'all'")
+    require(config.loss.class_weights in ("none", "balanced"), "loss.class_weights",
+            "must be 'none' or 'balanced'")
+    require(bool(config.data_dir), "data_dir", "must be set (the --data_dir of launch/prepare_data.py)")
+    if config.model.encoder in encoders.names() and encoders.get(config.model.encoder).pretrained:
         # A randomly initialised (and by default frozen) wav2vec2 would train silently on noise features.
-        raise ValueError(f"encoder {config.model.encoder!r} needs --config.model.pretrained_dir (a local Hugging "
-                         f"Face folder with config.json and model weights); or use encoder=logmel")
+        require(bool(config.model.pretrained_dir), "model.pretrained_dir",
+                f"encoder {config.model.encoder!r} needs a local Hugging Face folder with config.json and "
+                f"model weights (or use encoder=logmel)")
+    for field in ("optimizer.learning_rate", "optimizer.encoder_learning_rate", "optimizer.grad_clip_norm",
+                  "input.max_seconds", "input.sample_rate", "loss.lam"):
+        require(_number(config, field) > 0, field, "must be > 0")
+    for field in ("optimizer.weight_decay", "optimizer.warmup_steps", "loss.gamma", "loss.margin"):
+        require(_number(config, field) >= 0, field, "must be >= 0")
+    for field in ("total_steps", "log_every", "eval_every", "checkpoint.save_every", "checkpoint.keep_latest",
+                  "checkpoint.keep_best", "segments.max_segments"):
+        require(_number(config, field) >= 1, field, "must be >= 1")
+    for field in ("input.source_batch_size", "input.target_batch_size", "input.eval_batch_size"):
+        size = _number(config, field)
+        require(size >= 1 and size % jax.process_count() == 0, field,
+                f"must be >= 1 and divisible by the process count ({jax.process_count()})")
+    if problems:
+        raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
+
+
+def _field(config, field):
+    value = config
+    for key in field.split("."):
+        value = value[key]
+    return value
+
+
+def _number(config, field):
+    value = _field(config, field)
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else float("nan")
+
+
+def _flat(tree, prefix=""):
+    if isinstance(tree, dict):
+        items = {}
+        for key, value in tree.items():
+            items.update(_flat(value, f"{prefix}{key}."))
+        return items
+    return {prefix[:-1]: tree}
+
+
+def check_resumable(config, workdir):
+    """Raises ConfigError when `config` differs from the checkpointed run's `workdir/config.json` in a
+    field outside RESUME_MAY_CHANGE, naming each such field with both values."""
+    path = pathlib.Path(workdir) / "config.json"
+    if not path.exists():
+        return
+    try:
+        saved = _flat(json.loads(path.read_text()))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path}: unreadable ({error}); cannot check that the run being resumed is this "
+                          f"config's") from None
+    current = _flat(json.loads(config.to_json_best_effort()))
+    changed = [key for key in sorted(set(saved) | set(current))
+               if saved.get(key) != current.get(key)
+               and not any(key == allowed or key.startswith(allowed + ".") for allowed in RESUME_MAY_CHANGE)]
+    if changed:
+        details = "; ".join(f"config.{key} was {saved.get(key)!r}, now {current.get(key)!r}" for key in changed)
+        raise ConfigError(f"{workdir} holds checkpoints of a run with another config ({path}): {details}. "
+                          f"Use a new --workdir, or the same config to resume")
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir):
-    """Trains, evaluates and exports; returns a dict with the final state and the final reports."""
-    _validate(config)
-    workdir = pathlib.Path(workdir).absolute()
-    workdir.mkdir(parents=True, exist_ok=True)
-    is_main = jax.process_index() == 0
-    if is_main:
-        (workdir / "config.json").write_text(config.to_json_best_effort(indent=2))
+    """Trains, evaluates and exports; returns a dict with the final state and the final reports.
 
+    Nothing is written before the config is validated; process 0 then holds the workdir's lock for the
+    whole run, so a second run into the same workdir fails at once."""
+    validate_config(config)
+    workdir = pathlib.Path(workdir).absolute()
+    is_main = jax.process_index() == 0
+    lock = workdir_lock.WorkdirLock(workdir).acquire() if is_main else None
+    try:
+        return _train_and_evaluate(config, workdir, is_main)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _train_and_evaluate(config, workdir, is_main):
     # Mesh.
     mesh = sharding.create_mesh(config.mesh.num_devices)
     shard_options = grain.sharding.ShardByJaxProcess(drop_remainder=True)
@@ -181,19 +266,22 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir):
                          out_shardings=(replicated, replicated))
     eval_step = jax.jit(objective.make_eval_step(graphdef), out_shardings=replicated)
 
-    # Checkpoint load: resume from the workdir when it holds a checkpoint.
+    # Checkpoint load: resume from the newest readable checkpoint of the workdir, if it holds one.
     ckpt = checkpoint_lib.TrainCheckpointer(workdir / "checkpoints", keep_latest=config.checkpoint.keep_latest,
                                             keep_best=config.checkpoint.keep_best,
                                             async_save=config.checkpoint.async_save)
     abstract = checkpoint_lib.abstract_like(train_state.keys_to_data(state), replicated)
     metrics_writer = evaluation.MetricsWriter(workdir, enabled=is_main)
     first_step = 1
-    if ckpt.latest_step() is not None:
-        start = ckpt.latest_step()
-        state = train_state.keys_from_data(ckpt.restore(start, abstract, train_iter), state)
+    if ckpt.all_steps():
+        check_resumable(config, workdir)
+        start, restored = ckpt.restore_newest_readable(abstract, train_iter, move_aside=is_main)
+        state = train_state.keys_from_data(restored, state)
         metrics_writer.truncate_after(start)
         first_step = start + 1
         logging.info("Resuming at step %d", first_step)
+    if is_main:
+        (workdir / "config.json").write_text(config.to_json_best_effort(indent=2))
 
     # Loop.
     preemption = PreemptionFlag()
@@ -259,8 +347,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir):
 
 def evaluate_checkpoint(config, workdir, step=None, out_dir=None):
     """Re-runs every evaluator on a checkpoint of `workdir` (default: the best by source-dev UAR)."""
-    _validate(config)
+    validate_config(config)
     workdir = pathlib.Path(workdir).absolute()
+    if not (workdir / "checkpoints").is_dir():
+        raise FileNotFoundError(f"{workdir} is not a training run: it has no checkpoints folder "
+                                f"(nothing was created)")
     mesh = sharding.create_mesh(config.mesh.num_devices)
     shard_options = grain.sharding.ShardByJaxProcess(drop_remainder=True)
     sources = open_sources(config)

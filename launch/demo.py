@@ -15,6 +15,7 @@ Results: OUT_DIR/results.md and OUT_DIR/results.json; each run's reports under O
 import json
 import logging
 import pathlib
+import sys
 import time
 
 from absl import app
@@ -89,7 +90,8 @@ def train_run(out_dir, direction, method, seed, gestures_path, total_steps):
         started = time.perf_counter()
         result = train.train_and_evaluate(config, workdir)
         if result["preempted"]:
-            raise SystemExit("interrupted; rerun launch/demo.py with the same --out_dir to resume")
+            print("interrupted; rerun launch/demo.py with the same --out_dir to resume", file=sys.stderr)
+            sys.exit(train.PREEMPTED_EXIT_STATUS)
         logging.info("run finished in %.0f s", time.perf_counter() - started)
     return {name: json.loads(path.read_text()) for name, path in reports.items()}
 

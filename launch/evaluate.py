@@ -31,7 +31,11 @@ def main(argv):
     from artser_jax import train  # pylint: disable=g-import-not-at-top
     library_logs.quiet_library_logs()
 
-    scalars = train.evaluate_checkpoint(_CONFIG.value, _WORKDIR.value, _STEP.value, _OUT_DIR.value)
+    try:
+        scalars = train.evaluate_checkpoint(_CONFIG.value, _WORKDIR.value, _STEP.value, _OUT_DIR.value)
+    except (train.ConfigError, FileNotFoundError) as error:
+        print(f"launch/evaluate.py: error: {error}", file=sys.stderr)
+        sys.exit(2)
     print(json.dumps(scalars, indent=2))
 
 

@@ -4,8 +4,11 @@ r"""Trains and evaluates one AG-CC (or baseline) run.
         --config.data_dir=DATA --config.gestures_path=GESTURES.npz --workdir=RUN
 
 Any config field can be overridden (`--config.loss.gamma=0.3`); an unknown field is an error before any
-work starts. Rerunning with the same --workdir resumes from its latest checkpoint; SIGTERM saves one and
-exits. Multi-host: every process runs this command; on TPU pods and managed clusters add
+work starts, as is any field that breaks its rule (exit status 2, one line per field). Rerunning with
+the same --workdir resumes from its newest readable checkpoint (a damaged one is moved aside to
+checkpoints_unreadable/); a second run into a workdir in use fails at once. SIGTERM saves a checkpoint and
+exits with status 75 ("preempted, resumable": schedulers should rerun the same command); a finished run
+exits 0. Multi-host: every process runs this command; on TPU pods and managed clusters add
 --multihost, elsewhere give --coordinator_address, --num_processes and --process_id.
 Your own method, encoder or corpus registers itself from a module named by
 --extension_modules=my_method.py (see docs/design.md).
@@ -40,13 +43,20 @@ def main(argv):
     sharding.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value,
                                     auto=_MULTIHOST.value)
     logging.set_verbosity(logging.INFO)
-    from artser_jax import train  # pylint: disable=g-import-not-at-top  (after distributed init)
+    from artser_jax import checkpoint  # pylint: disable=g-import-not-at-top  (after distributed init)
+    from artser_jax import train  # pylint: disable=g-import-not-at-top
+    from artser_jax import workdir_lock  # pylint: disable=g-import-not-at-top
     library_logs.quiet_library_logs()
 
-    result = train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+    try:
+        result = train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+    except (train.ConfigError, workdir_lock.WorkdirLockedError, checkpoint.NoReadableCheckpointError) as error:
+        print(f"launch/train.py: error: {error}", file=sys.stderr)
+        sys.exit(2)
     if result["preempted"]:
-        logging.warning("Stopped early at step %d after SIGTERM; rerun the same command to resume.",
-                        result["step"])
+        logging.warning("Stopped early at step %d after SIGTERM; rerun the same command to resume (exit "
+                        "status %d).", result["step"], train.PREEMPTED_EXIT_STATUS)
+        sys.exit(train.PREEMPTED_EXIT_STATUS)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import time
 import pytest
 
 from artser_jax import evaluation
+from artser_jax import train
 from tests.fixture_train import REPO, TOTAL_STEPS, assert_same_records
 
 
@@ -48,7 +49,7 @@ def test_sigterm_then_resume_equals_uninterrupted(tiny_training, reference_run, 
             break
         time.sleep(0.02)
     _, stderr = process.communicate(timeout=300)
-    assert process.returncode == 0, stderr[-4000:]
+    assert process.returncode == train.PREEMPTED_EXIT_STATUS == 75, stderr[-4000:]
     assert "Preempted" in stderr, "the run ended before SIGTERM arrived"
     stopped_at = max(r["step"] for r in evaluation.read_metrics(workdir))
     assert stopped_at < TOTAL_STEPS
