@@ -8,6 +8,7 @@ one builder module (a `tfds.core.GeneratorBasedBuilder` with the features of `bu
 
 import dataclasses
 
+from artser_jax import registry
 from artser_jax.data import builders
 
 
@@ -26,24 +27,10 @@ class Corpus:
         return f"{self.builder.name}/{self.four_class_config}"
 
 
-_REGISTRY = {}
-
-
-def register(corpus):
-    if corpus.name in _REGISTRY:
-        raise ValueError(f"a corpus named {corpus.name!r} is already registered")
-    _REGISTRY[corpus.name] = corpus
-    return corpus
-
-
-def get(name):
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown corpus {name!r}; registered: {', '.join(names())}")
-    return _REGISTRY[name]
-
-
-def names():
-    return tuple(sorted(_REGISTRY))
+_REGISTRY = registry.Registry("corpus")
+register = _REGISTRY.register
+get = _REGISTRY.get
+names = _REGISTRY.names
 
 
 register(Corpus("crema_d", builders.CremaDAv))

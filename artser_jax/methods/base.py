@@ -14,6 +14,8 @@ input pipeline calls it per example (numpy), so `seg_cluster` arrives in the bat
 import dataclasses
 from typing import Any, Callable, Optional
 
+from artser_jax import registry
+
 
 @dataclasses.dataclass(frozen=True)
 class LossInputs:
@@ -58,22 +60,7 @@ class Method:
             raise ValueError(f"method {self.name!r}: default_gamma must be >= 0, got {self.default_gamma}")
 
 
-_REGISTRY = {}
-
-
-def register(method):
-    """Adds `method` to the registry; a second method of the same name is an error."""
-    if method.name in _REGISTRY:
-        raise ValueError(f"a method named {method.name!r} is already registered")
-    _REGISTRY[method.name] = method
-    return method
-
-
-def get(name):
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown method {name!r}; registered: {', '.join(names())}")
-    return _REGISTRY[name]
-
-
-def names():
-    return tuple(sorted(_REGISTRY))
+_REGISTRY = registry.Registry("method")
+register = _REGISTRY.register
+get = _REGISTRY.get
+names = _REGISTRY.names

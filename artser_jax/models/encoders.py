@@ -15,6 +15,8 @@ import dataclasses
 import pathlib
 from typing import Callable
 
+from artser_jax import registry
+
 from artser_jax.models import hf_loader
 from artser_jax.models.logmel import LogMelConfig, LogMelEncoder
 from artser_jax.models.wav2vec2 import MODEL_TYPES, Wav2Vec2Encoder
@@ -35,25 +37,10 @@ class Encoder:
     export_files: tuple = ()
 
 
-_REGISTRY = {}
-
-
-def register(encoder):
-    """Adds `encoder` to the registry; a second entry of the same name is an error."""
-    if encoder.name in _REGISTRY:
-        raise ValueError(f"an encoder named {encoder.name!r} is already registered")
-    _REGISTRY[encoder.name] = encoder
-    return encoder
-
-
-def get(name):
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown encoder {name!r}; registered: {', '.join(names())}")
-    return _REGISTRY[name]
-
-
-def names():
-    return tuple(sorted(_REGISTRY))
+_REGISTRY = registry.Registry("encoder")
+register = _REGISTRY.register
+get = _REGISTRY.get
+names = _REGISTRY.names
 
 
 def is_frozen(model_config):
