@@ -14,6 +14,8 @@ every utterance is scored exactly once. Target labels enter only the evaluation 
 
 import logging
 import math
+import pathlib
+import re
 
 import grain
 import grain.experimental
@@ -21,6 +23,7 @@ import numpy as np
 
 from artser_jax import segments as segments_lib
 
+_VERSION_RE = re.compile(r"\d+\.\d+\.\d+")
 UTTERANCE_ID_BYTES = 96  # utterance ids travel as fixed-size uint8 rows, so they can live on device
 
 
@@ -31,12 +34,6 @@ def encode_utterance_id(utterance_id):
 
 def decode_utterance_ids(rows):
     return [bytes(row).rstrip(b"\0").decode("utf-8", errors="replace") for row in np.asarray(rows)]
-
-
-def _text(value):
-    if isinstance(value, np.ndarray):
-        value = value.item()
-    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
 
 
 def crop_or_pad_audio(samples, max_samples):
@@ -88,7 +85,7 @@ class PrepareExample(grain.transforms.Map):
             "seg_end": np.minimum(segments["seg_end"], max_seconds).astype(np.float32),
             "seg_mask": seg_mask,
             "seg_cluster": np.where(seg_mask, cluster, -1).astype(np.int32),
-            "utterance_id": encode_utterance_id(_text(example["utterance_id"])),
+            "utterance_id": encode_utterance_id(segments_lib.text_value(example["utterance_id"])),
         }
         if self.with_label:
             features["label"] = np.int32(example["emotion"])
@@ -198,17 +195,40 @@ class _WithEvalMask(grain.transforms.Map):
         return features
 
 
+def prepared_datasets(data_dir):
+    """`name/config` (or `name` for a builder without configs) of every TFDS dataset prepared under
+    `data_dir`, i.e. with a `dataset_info.json` in its version folder; sorted."""
+    root = pathlib.Path(data_dir)
+    found = set()
+    for pattern in ("*/*/dataset_info.json", "*/*/*/dataset_info.json"):
+        for info in root.glob(pattern):
+            parts = info.relative_to(root).parts[:-1]  # (name, [config,] version)
+            if _VERSION_RE.fullmatch(parts[-1]):
+                found.add("/".join(parts[:-1]))
+    return sorted(found)
+
+
 def open_data_source(tfds_name, split, data_dir):
-    """`tfds.data_source` for one of our builders (registering them first), with a clear error."""
+    """`tfds.data_source` of `tfds_name` (`name` or `name/config`) for one of our builders (registering
+    them first); a one-line error naming `data_dir` and what it holds when the dataset is not there."""
     import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
     from artser_jax.data import builders  # noqa: F401  pylint: disable=unused-import,g-import-not-at-top
 
-    try:
-        return tfds.data_source(tfds_name, split=split, data_dir=data_dir, download=False)
-    except Exception as error:  # tfds raises several types for a missing or unprepared dataset
+    if not pathlib.Path(data_dir).is_dir():
+        raise FileNotFoundError(f"data_dir {data_dir} does not exist; prepare the datasets into it with "
+                                f"launch/prepare_data.py")
+    found = prepared_datasets(data_dir)
+    name = tfds_name.split(":")[0]  # a TFDS name may pin a version: `name/config:1.0.0`
+    if not any(dataset == name or dataset.startswith(name + "/") for dataset in found):
         raise FileNotFoundError(
-            f"Cannot open dataset {tfds_name} split {split!r} in data_dir {data_dir}: {error}. Prepare it "
-            f"with launch/prepare_data.py first.") from error
+            f"dataset {tfds_name} is not prepared in data_dir {data_dir}, which holds "
+            f"{', '.join(found) if found else 'no prepared dataset'}; prepare it with launch/prepare_data.py")
+    try:
+        return tfds.data_source(tfds_name, split=split, data_dir=str(data_dir), download=False)
+    except Exception as error:  # tfds raises several types, with messages of many lines
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise FileNotFoundError(f"cannot open dataset {tfds_name} split {split!r} in data_dir {data_dir} "
+                                f"(which holds {', '.join(found)}): {reason}") from None
 
 
 def class_names(data_source):

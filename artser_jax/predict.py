@@ -42,23 +42,20 @@ class Predictor:
         method = options["method"]
         grid = pathlib.Path(path).with_suffix(".TextGrid")
         if method == "phones" and grid.exists():
-            phones = textgrid.read_phones(grid, drop_silence=False)
-            example = {"utterance_id": str(path),
-                       "phone_starts": np.array([p.start for p in phones], np.float32),
-                       "phone_ends": np.array([p.end for p in phones], np.float32),
-                       "phone_labels": " ".join(p.label or "sil" for p in phones),
+            starts, ends, labels = textgrid.phone_arrays(grid)
+            example = {"utterance_id": str(path), "phone_starts": starts, "phone_ends": ends,
+                       "phone_labels": labels,
                        # No video at inference: the minimum phone length is applied at 30 fps.
                        "frame_rate": np.float32(30.0)}
             return segments_lib.utterance_segments(example, "phones", options["max_segments"],
-                                                   min_video_frames=options["min_video_frames"])
+                                                   **segments_lib.segment_options("phones", options))
         if method == "phones" and not self._warned_windows:
             logging.warning("The model was trained on phone segments; files without a .TextGrid beside "
                             "them use %.0f ms windows instead", 1000 * options["window_seconds"])
             self._warned_windows = True
         example = {"utterance_id": str(path), "audio": audio_lib.to_int16(samples)}
         return segments_lib.utterance_segments(example, "windows", options["max_segments"],
-                                               window_seconds=options["window_seconds"],
-                                               hop_seconds=options["hop_seconds"])
+                                               **segments_lib.segment_options("windows", options))
 
     def predict_file(self, path):
         """`{'file', 'label', 'probabilities': {class: p}}`, or `{'file', 'error'}` for an unusable file."""

@@ -11,12 +11,20 @@ video frames. Two sources:
 Everything is numpy: the input pipeline calls `utterance_segments` once per example.
 """
 
+import collections.abc
+
 import numpy as np
 
 SAMPLE_RATE = 16000
 METHODS = ("phones", "windows")
-# Labels that aligners (Montreal Forced Aligner, festival, espeak) and TextGrid writers use for silence.
+# Labels (lower case) that aligners (Montreal Forced Aligner, festival, espeak, TIMIT) and TextGrid
+# writers use for silence, pauses and spoken noise; `is_silence` compares case-insensitively.
 SILENCE_LABELS = frozenset({"", "sil", "<sil>", "sp", "spn", "pau", "h#", "<eps>", "_", "#", "silence"})
+
+
+def is_silence(label):
+    """Whether a phone label marks silence rather than a speech sound (case and edge blanks ignored)."""
+    return label.strip().lower() in SILENCE_LABELS
 
 
 def text_value(value):
@@ -49,7 +57,7 @@ def _padded(starts, ends, labels, max_segments):
             "seg_phone": seg_phone.astype(str)}
 
 
-def phone_segments(example, max_segments, min_video_frames=2, silence_labels=SILENCE_LABELS):
+def phone_segments(example, max_segments, min_video_frames=2):
     """Phone intervals of the example's alignment, silence and too-short phones dropped, padded."""
     name = utterance_name(example)
     starts = np.asarray(example["phone_starts"], np.float32).reshape(-1)
@@ -65,7 +73,7 @@ def phone_segments(example, max_segments, min_video_frames=2, silence_labels=SIL
     if not frame_rate > 0:
         raise ValueError(f"{name}: frame_rate must be positive, got {frame_rate}")
     labels = np.array(labels, dtype=object)
-    is_speech = np.array([label.lower() not in silence_labels for label in labels], bool)
+    is_speech = np.array([not is_silence(label) for label in labels], bool)
     # The 1e-4 slack keeps a phone of exactly `min_video_frames` frames despite float32 rounding.
     long_enough = (ends - starts) * frame_rate >= min_video_frames - 1e-4
     keep = is_speech & long_enough
@@ -114,6 +122,18 @@ def window_segments(example, max_segments, window_seconds=0.2, hop_seconds=0.1, 
     keep = fraction >= min_voiced_fraction
     labels = np.full(int(keep.sum()), "", dtype=object)
     return _padded(starts[keep], ends[keep], labels, max_segments)
+
+
+def segment_options(method, fields):
+    """Keyword arguments of `utterance_segments` for `method`, read from `fields`: any mapping or object
+    holding `min_video_frames` (phones) or `window_seconds` and `hop_seconds` (windows), such as a
+    config's `segments` section or a `GestureConfig`."""
+    if method not in METHODS:
+        raise ValueError(f"unknown segment method {method!r}; expected one of {METHODS}")
+    names = ("min_video_frames",) if method == "phones" else ("window_seconds", "hop_seconds")
+    if isinstance(fields, collections.abc.Mapping):
+        return {name: fields[name] for name in names}
+    return {name: getattr(fields, name) for name in names}
 
 
 def utterance_segments(example, method, max_segments, **options):

@@ -22,7 +22,9 @@ from absl import flags
 import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-from artser_jax import gestures  # noqa: E402
+from artser_jax.gestures import cluster_space  # noqa: E402
+from artser_jax.gestures import descriptors  # noqa: E402
+from artser_jax.gestures import fitting  # noqa: E402
 from tests import fixture_gestures as planted  # noqa: E402
 
 _NUM_SEGMENTS = flags.DEFINE_integer("num_segments", 200_000, "Segments to fit on and assign.")
@@ -73,11 +75,11 @@ def main(argv):
     truth = np.concatenate([np.concatenate(repeated(truths, per_corpus)) for _, truths in pools])
     result = {"num_segments": 2 * per_corpus * SEGMENTS_PER_UTTERANCE, "utterances": 2 * per_corpus,
               "num_clusters": _NUM_CLUSTERS.value, "n_init": _N_INIT.value,
-              "descriptor_dim": gestures.NUM_DESCRIPTORS}
+              "descriptor_dim": descriptors.NUM_DESCRIPTORS}
 
-    base = gestures.GestureConfig(num_clusters=_NUM_CLUSTERS.value, n_init=_N_INIT.value)
+    base = cluster_space.GestureConfig(num_clusters=_NUM_CLUSTERS.value, n_init=_N_INIT.value)
     with Timer() as timer:
-        tables = [gestures.descriptor_table(examples, base) for examples in corpora]
+        tables = [descriptors.descriptor_table(examples, base) for examples in corpora]
     timer.record(result, "descriptors")
     result["valid_segments"] = int(sum(len(t.descriptors) for t in tables))
     if result["valid_segments"] != len(truth):
@@ -85,12 +87,12 @@ def main(argv):
 
     models = {}
     for algorithm in _ALGORITHMS.value:
-        config = gestures.GestureConfig(num_clusters=_NUM_CLUSTERS.value, n_init=_N_INIT.value,
-                                        algorithm=algorithm)
+        config = cluster_space.GestureConfig(num_clusters=_NUM_CLUSTERS.value, n_init=_N_INIT.value,
+                                             algorithm=algorithm)
         with Timer() as timer:
-            model, labels, _ = gestures.fit_from_tables(*tables, config, ("corpus_a", "corpus_b"))
+            model, labels, _ = fitting.fit_from_tables(*tables, config, ("corpus_a", "corpus_b"))
         timer.record(result, f"fit_{algorithm}")
-        result[f"fit_{algorithm}_purity"] = round(float(gestures.cluster_purity(labels, truth)), 4)
+        result[f"fit_{algorithm}_purity"] = round(float(fitting.cluster_purity(labels, truth)), 4)
         models[algorithm] = model
     model = models[_ALGORITHMS.value[0]]
 

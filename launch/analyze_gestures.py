@@ -24,8 +24,9 @@ import matplotlib.patches as mpatches  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from artser_jax import gestures  # noqa: E402
 from artser_jax import landmarks as lm  # noqa: E402
+from artser_jax.gestures import cluster_space  # noqa: E402
+from artser_jax.gestures import fitting  # noqa: E402
 
 _MODEL = flags.DEFINE_string("model", None, "Gesture model artifact (launch/fit_gestures.py --out).",
                              required=True)
@@ -165,12 +166,12 @@ def analyze(model, tables, out_dir):
 def main(argv):
     del argv
     logging.getLogger().setLevel(logging.INFO)
-    model = gestures.load_gesture_model(_MODEL.value)
-    if not isinstance(model, gestures.GestureModel):
+    model = cluster_space.load_gesture_model(_MODEL.value)
+    if not isinstance(model, cluster_space.GestureModel):
         raise SystemExit(f"error: {_MODEL.value} is a phone-identity model; the figures are for a fitted "
                          f"k-means gesture model")
-    tables = gestures.tables_from_data(model.datasets, _DATA_DIR.value, model.config, _SPLIT.value,
-                                       with_lips=True)
+    tables = fitting.tables_from_data(model.datasets, _DATA_DIR.value, model.config, _SPLIT.value,
+                                      with_lips=True)
     analyze(model, tables, _OUT_DIR.value)
     print(f"wrote cluster_shares.png, cluster_mouths.png, cluster_emotion.png and gesture_analysis.json "
           f"({_SPLIT.value} split) to {_OUT_DIR.value}")

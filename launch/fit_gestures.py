@@ -5,8 +5,8 @@
 
 Reads both training splits with `tfds.data_source` (no TensorFlow), computes a mouth descriptor per
 segment, z-normalises per speaker, runs k-means++ on the pooled descriptors, marks the common clusters
-and writes one versioned artifact (`artser_jax.gestures.load_gesture_model` reads it). Every field of
-`gestures.GestureConfig` is a flag of the same name. `--kind=phone` writes the phone-identity model of
+and writes one versioned artifact (`artser_jax.gestures.cluster_space.load_gesture_model` reads it). Every
+field of `cluster_space.GestureConfig` is a flag of the same name. `--kind=phone` writes the phone-identity model of
 the phoneme-anchored baseline instead (`--anchor_phones`), which needs no data.
 """
 
@@ -17,7 +17,8 @@ import logging
 from absl import app
 from absl import flags
 
-from artser_jax import gestures
+from artser_jax.gestures import cluster_space
+from artser_jax.gestures import fitting
 
 _SOURCE = flags.DEFINE_string("source", "crema_d_av", "Source TFDS dataset, `name` or `name/config`.")
 _TARGET = flags.DEFINE_string("target", "msp_improv_av", "Target TFDS dataset, `name` or `name/config`.")
@@ -31,12 +32,12 @@ _KIND = flags.DEFINE_enum("kind", "kmeans", ["kmeans", "phone"],
 _ANCHOR_PHONES = flags.DEFINE_string("anchor_phones", "vowels",
                                      "For --kind=phone: 'vowels' or phone labels joined by spaces.")
 
-_DEFAULTS = gestures.GestureConfig()
+_DEFAULTS = cluster_space.GestureConfig()
 _DEFINE_BY_TYPE = {int: flags.DEFINE_integer, float: flags.DEFINE_float, str: flags.DEFINE_string}
 _CONFIG_FLAGS = {
         field.name: _DEFINE_BY_TYPE[type(getattr(_DEFAULTS, field.name))](
                 field.name, getattr(_DEFAULTS, field.name), field.metadata["help"])
-        for field in dataclasses.fields(gestures.GestureConfig)}
+        for field in dataclasses.fields(cluster_space.GestureConfig)}
 
 
 def dataset_name(name, builder_config):
@@ -47,18 +48,18 @@ def main(argv):
     del argv
     logging.getLogger().setLevel(logging.INFO)
     if _KIND.value == "phone":
-        model = gestures.phone_gesture_model(_ANCHOR_PHONES.value)
+        model = cluster_space.phone_gesture_model(_ANCHOR_PHONES.value)
         model.save(_OUT.value)
         print(f"wrote phone-identity model ({', '.join(model.phones)}) to {_OUT.value}")
         return
     if not _DATA_DIR.value:
         raise app.UsageError("--data_dir is required for --kind=kmeans")
-    config = gestures.GestureConfig(**{name: flag.value for name, flag in _CONFIG_FLAGS.items()})
+    config = cluster_space.GestureConfig(**{name: flag.value for name, flag in _CONFIG_FLAGS.items()})
     try:
         config.validate()
-        model = gestures.fit_gesture_model(dataset_name(_SOURCE.value, _BUILDER_CONFIG.value),
-                                           dataset_name(_TARGET.value, _BUILDER_CONFIG.value),
-                                           _DATA_DIR.value, config, split=_SPLIT.value)
+        model = fitting.fit_gesture_model(dataset_name(_SOURCE.value, _BUILDER_CONFIG.value),
+                                          dataset_name(_TARGET.value, _BUILDER_CONFIG.value),
+                                          _DATA_DIR.value, config, split=_SPLIT.value)
     except (ValueError, FileNotFoundError) as error:
         raise SystemExit(f"error: {error}")
     model.save(_OUT.value)

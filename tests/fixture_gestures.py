@@ -10,8 +10,9 @@ then scaled, rotated and moved per speaker, with per-point noise.
 import numpy as np
 import pytest
 
-from artser_jax import gestures
 from artser_jax import landmarks as lm
+from artser_jax.gestures import cluster_space
+from artser_jax.gestures import fitting
 
 FRAME_RATE = 30.0
 TINY_SOURCE = "crema_d_av/emotion4"
@@ -127,9 +128,9 @@ def planted_corpus(rng, corpus, num_speakers, utterances_per_speaker, segments_p
 @pytest.fixture(scope="session")
 def tiny_gesture_model(tiny_data_dir, tmp_path_factory):
     """Path of a `GestureModel` fitted on the tiny `crema_d_av` and `msp_improv_av` training splits."""
-    config = gestures.GestureConfig(num_clusters=4, n_init=2, common_min_count=3,
-                                    min_speaker_segments=5)
-    model = gestures.fit_gesture_model(TINY_SOURCE, TINY_TARGET, tiny_data_dir, config)
+    config = cluster_space.GestureConfig(num_clusters=4, n_init=2, common_min_count=3,
+                                         min_speaker_segments=5)
+    model = fitting.fit_gesture_model(TINY_SOURCE, TINY_TARGET, tiny_data_dir, config)
     path = tmp_path_factory.mktemp("gestures") / "tiny_gestures.npz"
     model.save(path)
     return path

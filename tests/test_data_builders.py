@@ -15,7 +15,9 @@ import pytest
 import soundfile
 import tensorflow_datasets as tfds
 
+from artser_jax import input_pipeline
 from artser_jax import landmarks
+from artser_jax import segments
 from artser_jax.data import audio, builders, crema_d, msp_improv
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -26,10 +28,6 @@ def _read_all(name, split, data_dir):
     """Every example of a split, through a Grain MapDataset over the TFDS data source."""
     source = tfds.data_source(f"{name}/emotion4", split=split, data_dir=str(data_dir))
     return list(grain.MapDataset.source(source))
-
-
-def _text(value):
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _expected_crema_d(manual_dir):
@@ -64,9 +62,9 @@ def test_tiny_dataset_reads_back_through_grain(tiny_data_dir, tiny_corpora, corp
         examples = _read_all(name, split, tiny_data_dir)
         counts = collections.Counter(classes[e["emotion"]] for e in examples)
         assert counts == expected[split], split
-        speakers[split] = {_text(e["speaker"]) for e in examples}
+        speakers[split] = {segments.text_value(e["speaker"]) for e in examples}
         for e in examples:
-            assert _text(e["corpus"]) == corpus
+            assert segments.text_value(e["corpus"]) == corpus
             assert e["audio"].dtype == np.int16 and e["audio"].ndim == 1
             num_frames = e["landmark_valid"].shape[0]
             assert e["landmarks"].shape == (num_frames, landmarks.NUM_KEPT, 3)
@@ -76,7 +74,7 @@ def test_tiny_dataset_reads_back_through_grain(tiny_data_dir, tiny_corpora, corp
             # The video and the 16 kHz audio cover the same clip, within a frame or two.
             assert abs(num_frames / frame_rate - len(e["audio"]) / builders.SAMPLE_RATE) < 0.1
             assert e["landmark_valid"].mean() > 0.9, "MediaPipe finds the demo face"
-            phones = _text(e["phone_labels"]).split()
+            phones = segments.text_value(e["phone_labels"]).split()
             assert phones and len(phones) == e["phone_starts"].shape[0] == e["phone_ends"].shape[0]
             assert np.all(e["phone_ends"] > e["phone_starts"])
             assert e["phone_ends"][-1] <= len(e["audio"]) / builders.SAMPLE_RATE + 0.01
@@ -135,7 +133,7 @@ def test_bad_media_are_skipped_with_reasons(tiny_corpora, tiny_data_dir, tmp_pat
     assert reasons[corrupt_wav].startswith("unreadable audio") and f"{corrupt_wav}.wav" in reasons[corrupt_wav]
     assert reasons[faceless].startswith("no face found in any of its 5 frames")
     assert reasons[undecodable].startswith("undecodable video")
-    built = {_text(e["utterance_id"]) for e in _read_all("crema_d_av", "train", data_dir)}
+    built = {segments.text_value(e["utterance_id"]) for e in _read_all("crema_d_av", "train", data_dir)}
     assert built == set(train_stems) - set(reasons)
     assert builders.prepare_dataset("crema_d", manual_dir, data_dir, **build)["emotion4"][0] == "already built"
 
@@ -180,6 +178,27 @@ def test_prepare_data_command_is_idempotent(tiny_corpora, tiny_data_dir):
                              capture_output=True, text=True, timeout=120, cwd=REPO)
     assert missing.returncode != 0
     assert "error: /nonexistent/crema: manual directory not found" in missing.stderr
+
+
+def test_a_wrong_data_dir_is_named_with_the_datasets_found_there(tiny_data_dir, tmp_path):
+    source = input_pipeline.open_data_source("crema_d_av/emotion4", "validation", tiny_data_dir)
+    assert len(source) > 0
+    with pytest.raises(FileNotFoundError) as raised:
+        input_pipeline.open_data_source("crema_d_av/emotion4", "train", tmp_path)
+    assert str(raised.value) == (f"dataset crema_d_av/emotion4 is not prepared in data_dir {tmp_path}, which holds "
+                                 f"no prepared dataset; prepare it with launch/prepare_data.py")
+    with pytest.raises(FileNotFoundError) as raised:
+        input_pipeline.open_data_source("crema_d_av/emotion6", "train", tiny_data_dir)
+    assert str(raised.value) == (f"dataset crema_d_av/emotion6 is not prepared in data_dir {tiny_data_dir}, which "
+                                 f"holds crema_d_av/emotion4, msp_improv_av/emotion4; prepare it with "
+                                 f"launch/prepare_data.py")
+    with pytest.raises(FileNotFoundError, match=f"^data_dir {tmp_path / 'nowhere'} does not exist"):
+        input_pipeline.open_data_source("crema_d_av/emotion4", "train", tmp_path / "nowhere")
+    with pytest.raises(FileNotFoundError) as raised:
+        input_pipeline.open_data_source("crema_d_av/emotion4", "dev", tiny_data_dir)
+    message = str(raised.value)
+    assert message.startswith(f"cannot open dataset crema_d_av/emotion4 split 'dev' in data_dir {tiny_data_dir}")
+    assert "\n" not in message and "dev" in message.split(": ", 1)[1]
 
 
 def test_verify_reports_bad_media_before_extraction(tiny_corpora, tmp_path):

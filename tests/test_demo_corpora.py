@@ -254,29 +254,6 @@ def test_channel_filters_and_noise():
     assert channel.resample(tone(1000), rate, 16000).shape == (16000,)
 
 
-def test_textgrid_round_trip_and_errors(tmp_path):
-    path = tmp_path / "clip.TextGrid"
-    phones = [textgrid.Interval(0.1, 0.2, "M"), textgrid.Interval(0.2, 0.35, "AA"), textgrid.Interval(0.5, 0.6, 'Q"')]
-    textgrid.write_textgrid(path, {"words": [textgrid.Interval(0.1, 0.35, "ma")], "phones": phones}, end_time=0.7)
-    tiers = textgrid.read_textgrid(path)
-    assert list(tiers) == ["words", "phones"]
-    assert [i.label for i in tiers["phones"].intervals] == ["", "M", "AA", "", 'Q"', ""]
-    assert textgrid.read_phones(path) == tuple(phones)
-    short = tmp_path / "short.TextGrid"
-    short.write_text('File type = "ooTextFile"\nObject class = "TextGrid"\n\n0\n1\n<exists>\n1\n"IntervalTier"\n'
-                     '"phones"\n0\n1\n2\n0\n0.4\n"sil"\n0.4\n1\n"IY"\n', encoding="utf-16")
-    assert textgrid.read_phones(short) == (textgrid.Interval(0.4, 1.0, "IY"),)
-    textgrid.write_textgrid(path, {"words": []}, end_time=1.0)
-    with pytest.raises(textgrid.TextGridError, match="no interval tier named 'phones'"):
-        textgrid.read_phones(path)
-    path.write_text("not a textgrid")
-    with pytest.raises(textgrid.TextGridError, match="clip.TextGrid"):
-        textgrid.read_textgrid(path)
-    with pytest.raises(textgrid.TextGridError, match="overlapping"):
-        overlapping = [textgrid.Interval(0, 0.5, "A"), textgrid.Interval(0.4, 0.6, "B")]
-        textgrid.write_textgrid(path, {"phones": overlapping}, 1.0)
-
-
 def test_separability_protocol_holds_speakers_out():
     """Speaker-independent folds: a label that only a speaker's identity reveals cannot be learnt."""
     from artser_jax.demo_corpora import separability

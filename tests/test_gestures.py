@@ -8,7 +8,10 @@ import sys
 import numpy as np
 import pytest
 
-from artser_jax import gestures
+from artser_jax import input_pipeline
+from artser_jax.gestures import cluster_space
+from artser_jax.gestures import descriptors as descriptors_lib
+from artser_jax.gestures import fitting
 from tests import fixture_gestures as planted
 
 
@@ -18,9 +21,9 @@ def planted_fit():
     rng = np.random.default_rng(0)
     examples_a, truth_a = planted.planted_corpus(rng, "corpus_a", 3, 12)
     examples_b, truth_b = planted.planted_corpus(rng, "corpus_b", 3, 12)
-    config = gestures.GestureConfig(num_clusters=4, n_init=4, common_min_count=5, seed=0)
-    tables = [gestures.descriptor_table(examples, config) for examples in (examples_a, examples_b)]
-    model, labels, role = gestures.fit_from_tables(*tables, config, ("corpus_a", "corpus_b"))
+    config = cluster_space.GestureConfig(num_clusters=4, n_init=4, common_min_count=5, seed=0)
+    tables = [descriptors_lib.descriptor_table(examples, config) for examples in (examples_a, examples_b)]
+    model, labels, role = fitting.fit_from_tables(*tables, config, ("corpus_a", "corpus_b"))
     truth = np.concatenate(truth_a + truth_b)
     return {"model": model, "labels": labels, "role": role, "truth": truth, "config": config,
             "examples": examples_a + examples_b, "tables": tables, "rng": rng}
@@ -29,7 +32,7 @@ def planted_fit():
 def test_planted_shapes_are_recovered(planted_fit):
     labels, truth = planted_fit["labels"], planted_fit["truth"]
     assert len(labels) == len(truth)  # every planted segment had a valid descriptor
-    assert gestures.cluster_purity(labels, truth) >= 0.9
+    assert fitting.cluster_purity(labels, truth) >= 0.9
     # Both corpora use all four shapes equally often, so every cluster is common.
     assert planted_fit["model"].common.all()
     np.testing.assert_array_equal(planted_fit["model"].counts.sum(1),
@@ -47,7 +50,7 @@ def test_assign_example_matches_the_fit_and_handles_unseen_speakers(planted_fit)
     # Speakers never seen at fit time are normalised with their utterance's own statistics.
     unseen, truth = planted.planted_corpus(planted_fit["rng"], "corpus_a", 2, 4)
     ids = np.concatenate([model.assign_example(e, config.segments(e))[:segment_count] for e in unseen])
-    assert gestures.cluster_purity(ids, np.concatenate(truth)) >= 0.9
+    assert fitting.cluster_purity(ids, np.concatenate(truth)) >= 0.9
     assert (model.assign_table(planted_fit["tables"][1]) == planted_fit["labels"][
             planted_fit["role"] == 1]).all()
 
@@ -55,14 +58,14 @@ def test_assign_example_matches_the_fit_and_handles_unseen_speakers(planted_fit)
 def test_descriptors_are_invariant_to_camera_scale_rotation_and_position():
     rng = np.random.default_rng(1)
     example, _ = planted.planted_example(rng, planted.random_speaker(rng), ["open", "spread", "closed"])
-    segments = gestures.GestureConfig(max_segments=4).segments(example)
-    base, valid = gestures.segment_descriptors(example, segments)
+    segments = cluster_space.GestureConfig(max_segments=4).segments(example)
+    base, valid = descriptors_lib.segment_descriptors(example, segments)
     angle = 0.4
     rotation = np.array([[np.cos(angle), np.sin(angle)], [-np.sin(angle), np.cos(angle)]])
     moved = dict(example)
     xy = example["landmarks"][..., :2].astype(np.float64) @ rotation * 2.5 + 40.0
     moved["landmarks"] = np.concatenate([xy, example["landmarks"][..., 2:]], -1).astype(np.float32)
-    transformed, valid_moved = gestures.segment_descriptors(moved, segments)
+    transformed, valid_moved = descriptors_lib.segment_descriptors(moved, segments)
     assert valid.tolist() == valid_moved.tolist() == [True, True, True, False]
     np.testing.assert_allclose(transformed, base, atol=1e-3)
 
@@ -73,31 +76,31 @@ def test_invalid_segments_are_excluded_and_descriptors_finite():
     # Segment 1 has no face at all; its frames are too many to interpolate with max_gap_frames=0.
     example, _ = planted.planted_example(rng, speaker, ["open", "closed", "rounded", "spread"],
                                          invalid_segments=(1,))
-    config = gestures.GestureConfig(max_segments=6, max_gap_frames=0)
+    config = cluster_space.GestureConfig(max_segments=6, max_gap_frames=0)
     segments = config.segments(example)
-    descriptors, valid = gestures.segment_descriptors(example, segments, max_gap_frames=0)
+    descriptors, valid = descriptors_lib.segment_descriptors(example, segments, max_gap_frames=0)
     assert valid.tolist() == [True, False, True, True, False, False]
     assert np.isfinite(descriptors).all()
-    assert descriptors.shape == (6, gestures.NUM_DESCRIPTORS)
+    assert descriptors.shape == (6, descriptors_lib.NUM_DESCRIPTORS)
     # A segment of a single video frame has no first difference: invalid.
     one_frame = dict(segments, seg_end=segments["seg_start"] + 0.5 / planted.FRAME_RATE)
-    assert not gestures.segment_descriptors(example, one_frame)[1].any()
-    table = gestures.descriptor_table([example], config)
+    assert not descriptors_lib.segment_descriptors(example, one_frame)[1].any()
+    table = descriptors_lib.descriptor_table([example], config)
     assert table.segment_index.tolist() == [0, 2, 3] and table.num_segments == 4
     # No face in any frame, or no video frames at all: every segment invalid, nothing raises.
     faceless = dict(example, landmark_valid=np.zeros_like(example["landmark_valid"]))
-    assert not gestures.segment_descriptors(faceless, segments)[1].any()
+    assert not descriptors_lib.segment_descriptors(faceless, segments)[1].any()
     empty = dict(example, landmarks=example["landmarks"][:0], landmark_valid=example["landmark_valid"][:0],
                  frame_times=example["frame_times"][:0])
-    assert not gestures.segment_descriptors(empty, segments)[1].any()
+    assert not descriptors_lib.segment_descriptors(empty, segments)[1].any()
     with pytest.raises(ValueError, match="u0.*one entry per frame"):
-        gestures.segment_descriptors(dict(example, frame_times=example["frame_times"][:-1]), segments)
+        descriptors_lib.segment_descriptors(dict(example, frame_times=example["frame_times"][:-1]), segments)
 
 
 def test_short_gaps_are_interpolated_long_and_edge_gaps_are_not():
     series = np.arange(12, dtype=np.float64)[:, None] * 2.0
     valid = np.array([0, 1, 1, 0, 0, 1, 0, 0, 0, 0, 1, 0], bool)
-    filled, filled_valid = gestures.interpolate_gaps(series * valid[:, None], valid, max_gap_frames=3)
+    filled, filled_valid = descriptors_lib.interpolate_gaps(series * valid[:, None], valid, max_gap_frames=3)
     assert filled_valid.tolist() == [0, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, 0]
     np.testing.assert_allclose(filled[3:5, 0], [6.0, 8.0])
 
@@ -107,60 +110,80 @@ def test_common_cluster_rule_on_hand_made_counts():
     target = np.array([40, 15, 2, 0, 440, 3])
     # Shares: source .1 .1 .1 .1 .59 .01; target .08 .03 .004 0 .88 .006.
     # Ratios min/max: .8, .3, .04, 0, .67, .6.
-    assert gestures.common_clusters(source, target, min_ratio=0.5, min_count=3).tolist() == [
+    assert cluster_space.common_clusters(source, target, min_ratio=0.5, min_count=3).tolist() == [
             True, False, False, False, True, True]
     # Cluster 5 has only 3 target segments: out when the minimum count is 4.
-    assert gestures.common_clusters(source, target, min_ratio=0.5, min_count=4).tolist() == [
+    assert cluster_space.common_clusters(source, target, min_ratio=0.5, min_count=4).tolist() == [
             True, False, False, False, True, False]
-    assert gestures.common_clusters(source, target, min_ratio=0.7, min_count=1).tolist() == [
+    assert cluster_space.common_clusters(source, target, min_ratio=0.7, min_count=1).tolist() == [
             True, False, False, False, False, False]
-    assert not gestures.common_clusters(source, target, min_ratio=0.9, min_count=1).any()
+    assert not cluster_space.common_clusters(source, target, min_ratio=0.9, min_count=1).any()
     with pytest.raises(ValueError, match="same length"):
-        gestures.common_clusters(source, target[:3])
+        cluster_space.common_clusters(source, target[:3])
 
 
 def test_artifact_round_trip_and_errors(planted_fit, tmp_path):
     model, config = planted_fit["model"], planted_fit["config"]
     path = tmp_path / "gestures_model"  # no suffix: the config names artifacts without one
     model.save(path)
-    loaded = gestures.load_gesture_model(path)
-    assert isinstance(loaded, gestures.GestureModel) and loaded.config == config
+    loaded = cluster_space.load_gesture_model(path)
+    assert isinstance(loaded, cluster_space.GestureModel) and loaded.config == config
     example = planted_fit["examples"][0]
     np.testing.assert_array_equal(loaded.assign_example(example, config.segments(example)),
                                   model.assign_example(example, config.segments(example)))
     np.testing.assert_array_equal(loaded.counts, model.counts)
     assert loaded.corpora == ("corpus_a", "corpus_b")
     with pytest.raises(FileNotFoundError, match="missing.npz"):
-        gestures.load_gesture_model(tmp_path / "missing.npz")
+        cluster_space.load_gesture_model(tmp_path / "missing.npz")
     (tmp_path / "junk").write_bytes(b"not an artifact")
-    with pytest.raises(ValueError, match="junk.*not a gesture model"):
-        gestures.load_gesture_model(tmp_path / "junk")
+    with pytest.raises(ValueError, match=r"junk is not a NumPy archive \(.npz\), so not a gesture model"):
+        cluster_space.load_gesture_model(tmp_path / "junk")
+
+
+def test_other_numpy_files_are_named_for_what_they_are(tmp_path):
+    np.savez(tmp_path / "features.npz", embeddings=np.zeros((3, 2)), labels=np.arange(3))
+    with pytest.raises(ValueError, match=r"features.npz is a NumPy archive with arrays \['embeddings', "
+                                         r"'labels'\], not a gesture model artifact"):
+        cluster_space.load_gesture_model(tmp_path / "features.npz")
+    # Object arrays need pickle, which the loader never enables: still named as what the file is.
+    np.savez(tmp_path / "objects.npz", metadata=np.array("{}"), names=np.array([{"a": 1}], dtype=object))
+    with pytest.raises(ValueError, match=r"objects.npz is a NumPy archive with arrays \['metadata', "
+                                         r"'names'\], not a gesture model artifact") as raised:
+        cluster_space.load_gesture_model(tmp_path / "objects.npz")
+    assert "\n" not in str(raised.value)
+    np.save(tmp_path / "array.npy", np.zeros(3))
+    with pytest.raises(ValueError, match=r"array.npy is a single NumPy array \(.npy\), not a gesture"):
+        cluster_space.load_gesture_model(tmp_path / "array.npy")
+    np.savez(tmp_path / "text.npz", metadata=np.array("not json"))
+    with pytest.raises(ValueError, match=r"text.npz is a NumPy archive with arrays \['metadata'\], not a "
+                                         r"gesture model artifact \(its 'metadata' is not JSON"):
+        cluster_space.load_gesture_model(tmp_path / "text.npz")
 
 
 def test_phone_identity_model():
-    model = gestures.phone_gesture_model("vowels")
+    model = cluster_space.phone_gesture_model("vowels")
     segments = {"seg_phone": np.array(["AA1", "M", "iy", "UW0", ""]),
                 "seg_mask": np.array([True, True, True, False, False])}
     ids = model.assign_example({}, segments)
     assert ids.tolist() == [model.phones.index("aa"), -1, model.phones.index("iy"), -1, -1]
     assert model.common.all() and model.common.shape == (model.num_clusters,)
-    custom = gestures.phone_gesture_model("aa, iy uw")
+    custom = cluster_space.phone_gesture_model("aa, iy uw")
     assert custom.phones == ("aa", "iy", "uw")
     with pytest.raises(ValueError, match="distinct"):
-        gestures.phone_gesture_model("aa aa")
+        cluster_space.phone_gesture_model("aa aa")
 
 
 def test_phone_model_round_trip(tmp_path):
-    gestures.phone_gesture_model("aa iy").save(tmp_path / "phones.npz")
-    loaded = gestures.load_gesture_model(tmp_path / "phones.npz")
-    assert isinstance(loaded, gestures.PhoneGestureModel) and loaded.phones == ("aa", "iy")
+    cluster_space.phone_gesture_model("aa iy").save(tmp_path / "phones.npz")
+    loaded = cluster_space.load_gesture_model(tmp_path / "phones.npz")
+    assert isinstance(loaded, cluster_space.PhoneGestureModel) and loaded.phones == ("aa", "iy")
 
 
 def test_config_is_validated():
     with pytest.raises(ValueError, match="segment_method"):
-        gestures.GestureConfig(segment_method="syllables").validate()
+        cluster_space.GestureConfig(segment_method="syllables").validate()
     with pytest.raises(ValueError, match="algorithm"):
-        gestures.GestureConfig(algorithm="dbscan").validate()
+        cluster_space.GestureConfig(algorithm="dbscan").validate()
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -177,12 +200,12 @@ def _run(script, *args):
 
 
 def test_tiny_gesture_model_fits_and_assigns(tiny_gesture_model, tiny_data_dir):
-    model = gestures.load_gesture_model(tiny_gesture_model)
+    model = cluster_space.load_gesture_model(tiny_gesture_model)
     assert model.corpora == ("crema_d", "msp_improv")
     assert (model.counts.sum(1) > 0).all() and model.common.any()
     assert np.isfinite(model.centroids).all()
     # Validation speakers were not seen by the fit: assignment still works, padding stays -1.
-    source = gestures.open_data_source(planted.TINY_TARGET, tiny_data_dir, "validation")
+    source = input_pipeline.open_data_source(planted.TINY_TARGET, "validation", tiny_data_dir)
     example = source[0]
     segments = model.config.segments(example)
     ids = model.assign_example(example, segments)
@@ -197,7 +220,7 @@ def test_fit_and_analyze_commands(tiny_data_dir, tmp_path):
             "fit_gestures.py", "--source=crema_d_av", "--target=msp_improv_av",
             "--builder_config=emotion4", f"--data_dir={tiny_data_dir}", f"--out={out}",
             "--num_clusters=4", "--n_init=2", "--common_min_count=3", "--min_speaker_segments=5"))
-    model = gestures.load_gesture_model(out)
+    model = cluster_space.load_gesture_model(out)
     assert summary["common_clusters"] == np.flatnonzero(model.common).tolist()
     _run("analyze_gestures.py", f"--model={out}", f"--data_dir={tiny_data_dir}",
          f"--out_dir={tmp_path / 'figures'}")

@@ -78,3 +78,40 @@ def test_windows_of_silence_are_empty_and_options_apply():
                                          hop_seconds=0.3)
     starts = result["seg_start"][result["seg_mask"]]
     np.testing.assert_allclose(starts, [0.2, 0.5], atol=0.011)
+
+
+def test_silence_labels_match_whatever_the_case():
+    for label in ("sil", "SIL", "Sil", " sp ", "SPN", "pau", "H#", "<eps>", "", "silence"):
+        assert segments.is_silence(label), label
+    for label in ("AA1", "m", "s", "hh"):
+        assert not segments.is_silence(label), label
+    bounds = np.arange(5) * 0.1
+    example = _phone_example(bounds[:-1], bounds[1:], ["SIL", "M", "Pau", "h#"])
+    assert list(segments.utterance_segments(example, "phones", max_segments=4)["seg_phone"]) == ["M", "", "", ""]
+
+
+def test_segment_options_read_any_mapping_or_object():
+    import dataclasses
+
+    import ml_collections
+
+    fields = {"min_video_frames": 3, "window_seconds": 0.25, "hop_seconds": 0.05, "max_segments": 9}
+
+    @dataclasses.dataclass
+    class Fields:
+        min_video_frames: int = 3
+        window_seconds: float = 0.25
+        hop_seconds: float = 0.05
+
+    for holder in (fields, ml_collections.ConfigDict(fields), Fields()):
+        assert segments.segment_options("phones", holder) == {"min_video_frames": 3}
+        assert segments.segment_options("windows", holder) == {"window_seconds": 0.25, "hop_seconds": 0.05}
+    with pytest.raises(ValueError, match="unknown segment method 'syllables'"):
+        segments.segment_options("syllables", fields)
+
+
+def test_text_value_decodes_data_source_and_hand_made_values():
+    assert segments.text_value(b"crema_d") == "crema_d"
+    assert segments.text_value(np.array(b"1001_DFA_ANG_XX", dtype=object)) == "1001_DFA_ANG_XX"
+    assert segments.text_value("caf\u00e9".encode()) == "caf\u00e9"
+    assert segments.text_value("msp_improv") == "msp_improv"

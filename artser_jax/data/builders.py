@@ -76,21 +76,11 @@ def _features(classes):
 
 
 def read_phones(path):
-    """(starts, ends, labels joined by spaces) from a TextGrid's "phones" tier; empty when no file.
-
-    Empty-label intervals (unlabelled silence) are dropped: they cannot be joined by spaces, and the
-    segmenter treats them as silence anyway.
-    """
+    """The `phone_*` fields of a clip from the TextGrid at `path` (`textgrid.phone_arrays`); empty when
+    the clip has no TextGrid (segmentation then needs method 'windows')."""
     if not path.is_file():
         return np.zeros(0, np.float32), np.zeros(0, np.float32), ""
-    intervals = [(i.start, i.end, i.label.strip()) for i in textgrid.read_phones(path, drop_silence=False)
-                 if i.label.strip()]
-    for start, end, label in intervals:
-        if any(c.isspace() for c in label):
-            raise ValueError(f"{path}: phone label {label!r} ({start:.3f}-{end:.3f} s) contains whitespace")
-    starts = np.array([i[0] for i in intervals], np.float32)
-    ends = np.array([i[1] for i in intervals], np.float32)
-    return starts, ends, " ".join(i[2] for i in intervals)
+    return textgrid.phone_arrays(path)
 
 
 class _AudioVisualBuilder(tfds.core.GeneratorBasedBuilder):
