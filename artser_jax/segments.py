@@ -153,16 +153,3 @@ def utterance_segments(example, method, max_segments, **options):
     if method == "windows":
         return window_segments(example, max_segments, **options)
     raise ValueError(f"unknown segment method {method!r}; expected one of {METHODS}")
-
-
-def segment_options(method, fields):
-    """The keyword options of `utterance_segments` for `method`, read from `fields` (an object or a
-    mapping holding min_video_frames / window_seconds / hop_seconds)."""
-    def read(name):
-        return fields[name] if isinstance(fields, dict) else getattr(fields, name)
-
-    if method == "phones":
-        return {"min_video_frames": read("min_video_frames")}
-    if method == "windows":
-        return {"window_seconds": read("window_seconds"), "hop_seconds": read("hop_seconds")}
-    raise ValueError(f"unknown segment method {method!r}; expected one of {METHODS}")

@@ -56,7 +56,8 @@ def make_datasets(out_dir, size, num_workers):
 
 
 def fit_gestures(out_dir, direction):
-    from artser_jax import gestures  # pylint: disable=g-import-not-at-top
+    from artser_jax.gestures import cluster_space  # pylint: disable=g-import-not-at-top
+    from artser_jax.gestures import fitting  # pylint: disable=g-import-not-at-top
 
     path = out_dir / f"gestures_{direction}.npz"
     if path.exists():
@@ -65,8 +66,8 @@ def fit_gestures(out_dir, direction):
     from artser_jax.data import corpora  # pylint: disable=g-import-not-at-top
 
     source, target = common.parse_direction(direction)
-    model = gestures.fit_gesture_model(corpora.get(source).tfds_name, corpora.get(target).tfds_name,
-                                       out_dir / "data", gestures.GestureConfig())
+    model = fitting.fit_gesture_model(corpora.get(source).tfds_name, corpora.get(target).tfds_name,
+                                      out_dir / "data", cluster_space.GestureConfig())
     model.save(path)
     logging.info("gesture model %s: %d clusters, common %s, counts %s", path, model.num_clusters,
                  model.common.astype(int).tolist(), model.counts.tolist())

@@ -29,7 +29,7 @@ def segment_triplet_loss(inputs):
 
 def load_gesture_clusters(config):
     """The fitted `GestureModel` of `config.gestures_path`, checked against the config's segments."""
-    from artser_jax import gestures as cluster_space  # pylint: disable=g-import-not-at-top  TEMP
+    from artser_jax.gestures import cluster_space  # pylint: disable=g-import-not-at-top
 
     if not config.gestures_path:
         raise ValueError("method 'agcc' needs --config.gestures_path (the output of launch/fit_gestures.py)")

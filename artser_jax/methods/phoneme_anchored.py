@@ -6,7 +6,7 @@ from artser_jax.methods import base
 
 
 def phone_clusters(config):
-    from artser_jax import gestures as cluster_space  # pylint: disable=g-import-not-at-top  TEMP
+    from artser_jax.gestures import cluster_space  # pylint: disable=g-import-not-at-top
 
     if config.segments.method != "phones":
         raise ValueError("method 'phoneme_anchored' needs config.segments.method='phones'")
