@@ -1,7 +1,8 @@
 """Builds the TFDS datasets of a corpus (audio, mouth landmarks, phones, labels) from its manual directory.
 
     python launch/prepare_data.py --corpus=crema_d|msp_improv --manual_dir=DIR --data_dir=DIR \
-        [--num_workers=N] [--verify [--manifest=media-manifest.tsv]] [--configs=emotion4,emotion6]
+        [--num_workers=N] [--verify [--manifest=media-manifest.tsv]] [--configs=emotion4,emotion6] \
+        [--alignment_dir=DIR]
 
 Landmark extraction dominates the time (MediaPipe on every video frame); it runs on --num_workers processes
 and is cached per video under <data_dir>/landmark_cache, so an interrupted build resumes where it stopped.
@@ -29,6 +30,8 @@ _MAX_SKIP_FRACTION = flags.DEFINE_float("max_skip_fraction", builders.DEFAULT_MA
                                         "Fail when more than this fraction of clips has unusable media.")
 _LANDMARK_CACHE_DIR = flags.DEFINE_string("landmark_cache_dir", None,
                                           "Landmark cache (default <data_dir>/landmark_cache).")
+_ALIGNMENT_DIR = flags.DEFINE_string("alignment_dir", None, "Phone TextGrids from launch/align.py or MFA "
+                                     "(default: the TextGrid beside each audio file).")
 
 
 def main(argv):
@@ -38,7 +41,8 @@ def main(argv):
         results = builders.prepare_dataset(
             _CORPUS.value, _MANUAL_DIR.value, _DATA_DIR.value, config_names=_CONFIGS.value,
             num_workers=_NUM_WORKERS.value, verify=_VERIFY.value, manifest_path=_MANIFEST.value,
-            max_skip_fraction=_MAX_SKIP_FRACTION.value, landmark_cache_dir=_LANDMARK_CACHE_DIR.value)
+            max_skip_fraction=_MAX_SKIP_FRACTION.value, landmark_cache_dir=_LANDMARK_CACHE_DIR.value,
+            alignment_dir=_ALIGNMENT_DIR.value)
     except (FileNotFoundError, ValueError, RuntimeError, audio.AudioError, textgrid.TextGridError) as error:
         raise SystemExit(f"error: {error}")
     for config, (status, path) in results.items():

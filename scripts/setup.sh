@@ -2,7 +2,8 @@
 # One set-up path for a fresh Debian/Ubuntu machine with Python 3.11; safe to run again (it then does nothing).
 #   1. Debian packages (eSpeak NG for the demo corpora, GL/GLib for OpenCV), via apt-get when missing;
 #   2. .venv/ with torch==2.13.0 (CPU) first, then the pinned requirements, the test extras and the package;
-#   3. the MediaPipe face model, checksum-verified, into $ARTSER_CACHE_DIR (default ~/.cache/artser_jax).
+#   3. the assets (MediaPipe face model, real test media), checksum-verified, into $ARTSER_CACHE_DIR
+#      (default ~/.cache/artser_jax).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -58,16 +59,16 @@ else
   did_work=1
 fi
 
-face_model_message=$("$VENV/bin/python" launch/fetch_assets.py 2>&1) || { echo "$face_model_message"; exit 1; }
-if [[ $face_model_message == *"already present"* ]]; then
+assets_message=$("$VENV/bin/python" launch/fetch_assets.py 2>&1) || { echo "$assets_message"; exit 1; }
+if [[ $assets_message == *"already present"* ]]; then
   :
 else
-  echo "$face_model_message"
+  echo "$assets_message"
   did_work=1
 fi
 
 if ((did_work)); then
   say "done"
 else
-  say "nothing to do: Debian packages, $VENV and the face model are already in place"
+  say "nothing to do: Debian packages, $VENV and the assets are already in place"
 fi

@@ -28,7 +28,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 import tqdm
 
-from artser_jax import assets
+from artser_jax import alignment, assets
 from artser_jax import landmarks as face_landmarks
 from artser_jax.data import audio as audio_io
 from artser_jax.data import crema_d, landmark_extraction, msp_improv, textgrid
@@ -100,8 +100,9 @@ class _AudioVisualBuilder(tfds.core.GeneratorBasedBuilder):
         return epath.Path(inspect.getfile(cls))
 
     def __init__(self, *, num_workers=1, max_skip_fraction=DEFAULT_MAX_SKIP_FRACTION, landmark_cache_dir=None,
-                 face_model_path=None, progress=True, **kwargs):
+                 face_model_path=None, progress=True, alignment_dir=None, **kwargs):
         super().__init__(**kwargs)
+        self._alignment_dir = alignment_dir
         self._num_workers = num_workers
         self._max_skip_fraction = max_skip_fraction
         self._landmark_cache_dir = landmark_cache_dir
@@ -138,6 +139,10 @@ class _AudioVisualBuilder(tfds.core.GeneratorBasedBuilder):
         clips = self._list_clips(manual_dir)
         if not clips:
             raise ValueError(f"{manual_dir}: no clips with a label of {list(self.builder_config.classes)} found")
+        if self._alignment_dir is not None:  # clips launch/align.py left out (--missing_transcript=skip)
+            skip_reasons = alignment.skip_reasons(self._alignment_dir)
+            for clip in clips:
+                clip.skip_reason = clip.skip_reason or skip_reasons.get(clip.utterance_id)
         logging.info("%s: %d clips listed in %s", self.name, len(clips), manual_dir)
         skips = self._check_audio(clips)
         model_path = str(self._face_model_path or assets.face_model_path())
@@ -161,6 +166,12 @@ class _AudioVisualBuilder(tfds.core.GeneratorBasedBuilder):
                                  f"({self._split_rule()})")
             splits[split] = self._generate_examples(split_clips, outcomes, cache)
         return splits
+
+    def _textgrid_path(self, clip):
+        """The clip's TextGrid: in the alignment folder when one is given, else beside the audio."""
+        if self._alignment_dir is None:
+            return clip.audio_path.with_suffix(".TextGrid")
+        return alignment.find_textgrid(self._alignment_dir, clip.speaker, clip.utterance_id)
 
     def _check_audio(self, clips):
         """{utterance_id: (file, reason)} for clips whose media are known bad, missing or unreadable."""
@@ -211,7 +222,7 @@ class _AudioVisualBuilder(tfds.core.GeneratorBasedBuilder):
         for clip in clips:
             waveform = audio_io.load_audio(clip.audio_path, SAMPLE_RATE, expected_rate=self.REQUIRED_SAMPLE_RATE)
             track = cache.load_track(outcomes[str(clip.video_path)].sha256)
-            phone_starts, phone_ends, phone_labels = read_phones(clip.audio_path.with_suffix(".TextGrid"))
+            phone_starts, phone_ends, phone_labels = read_phones(self._textgrid_path(clip))
             yield clip.utterance_id, {
                 "utterance_id": clip.utterance_id,
                 "speaker": clip.speaker,
@@ -383,12 +394,13 @@ MANIFEST_PREFIXES = {"crema_d": (crema_d.AUDIO_DIR + "/", crema_d.VIDEO_DIR + "/
 
 def prepare_dataset(corpus, manual_dir, data_dir, config_names=("emotion4",), num_workers=1, verify=False,
                     manifest_path=None, max_skip_fraction=DEFAULT_MAX_SKIP_FRACTION, landmark_cache_dir=None,
-                    face_model_path=None, progress=True):
+                    face_model_path=None, progress=True, alignment_dir=None):
     """Builds the `config_names` of a corpus's dataset into `data_dir`; {config: (status, path)}.
 
     Idempotent: a config already built is reported as such and left alone. With `verify`, the media are
     checked against the manifest (default `<manual_dir>/media-manifest.tsv`) before any extraction, and any
-    missing, truncated or corrupted file stops the build with a report.
+    missing, truncated or corrupted file stops the build with a report. `alignment_dir`: the phone TextGrids
+    come from there (`launch/align.py`'s output or MFA's) instead of beside the audio.
     """
     if corpus not in BUILDERS:
         raise ValueError(f"unknown corpus {corpus!r}; choose one of {sorted(BUILDERS)}")
@@ -396,13 +408,16 @@ def prepare_dataset(corpus, manual_dir, data_dir, config_names=("emotion4",), nu
     if not manual_dir.is_dir():
         raise FileNotFoundError(f"{manual_dir}: manual directory not found. "
                                 f"{BUILDERS[corpus].MANUAL_DOWNLOAD_INSTRUCTIONS}")
+    if alignment_dir is not None and not pathlib.Path(alignment_dir).expanduser().is_dir():
+        raise FileNotFoundError(f"{alignment_dir}: alignment directory not found (write it with launch/align.py)")
     data_dir = pathlib.Path(data_dir).expanduser()
     unknown = [name for name in config_names if name not in BUILDERS[corpus].builder_configs]
     if unknown:
         raise ValueError(f"unknown {BUILDERS[corpus].name} configs {unknown}; known: "
                          f"{sorted(BUILDERS[corpus].builder_configs)}")
     builder_kwargs = dict(num_workers=num_workers, max_skip_fraction=max_skip_fraction,
-                          landmark_cache_dir=landmark_cache_dir, face_model_path=face_model_path, progress=progress)
+                          landmark_cache_dir=landmark_cache_dir, face_model_path=face_model_path, progress=progress,
+                          alignment_dir=alignment_dir and str(pathlib.Path(alignment_dir).expanduser()))
     builders = {name: BUILDERS[corpus](config=name, data_dir=str(data_dir), **builder_kwargs)
                 for name in config_names}
     results = {}
