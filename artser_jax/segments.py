@@ -1,4 +1,4 @@
-"""Segment intervals per utterance (METHOD.md 2.1), padded to a static count with a mask.
+"""Segment intervals per utterance (docs/method.md 2.1), padded to a static count with a mask.
 
 A segment is a time interval [start, end) in seconds; the same interval indexes the audio samples and the
 video frames. Two sources:

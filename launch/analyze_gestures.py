@@ -1,4 +1,4 @@
-"""Figures of a fitted gesture model on the data it was fitted on (METHOD.md section 3, analyses).
+"""Figures of a fitted gesture model on the data it was fitted on (docs/method.md section 3, analyses).
 
     python launch/analyze_gestures.py --model=FILE --data_dir=DIR --out_dir=DIR [--split=train]
 

@@ -1,4 +1,4 @@
-"""Fits the shared mouth-gesture cluster space of a source and a target corpus (METHOD.md 2.2).
+"""Fits the shared mouth-gesture cluster space of a source and a target corpus (docs/method.md 2.2).
 
     python launch/fit_gestures.py --source=crema_d_av --target=msp_improv_av --data_dir=DIR --out=FILE \
         [--builder_config=NAME] [--num_clusters=8 --seed=0 --segment_method=phones ...]

@@ -2,7 +2,7 @@
 
 TensorFlow-free: every feature is a `Tensor`, `ClassLabel` or `Text`, the files are ArrayRecord, and the
 datasets are read with `tfds.data_source(...)` into Grain. Both read a manual directory in the corpus's
-own layout (DATA.md sections 1 and 2) and work unchanged on the real corpora and the demo corpora.
+own layout (docs/data.md sections 1 and 2) and work unchanged on the real corpora and the demo corpora.
 
 Build steps (`_split_generators`):
 1. list the clips with their labels and splits (corpus-specific, `_list_clips`);
