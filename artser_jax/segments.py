@@ -7,6 +7,9 @@ video frames. Two sources:
   silence labels dropped and phones shorter than `min_video_frames` video frames dropped.
 - `windows`: fixed windows (default 200 ms, hop 100 ms) laid over the voiced part of the utterance, found
   from the frame energy of the 16 kHz int16 audio.
+- `phones_or_windows`: phones where the example has an alignment, windows where it has none (e.g. the
+  MSP-IMPROV turns without a transcript, which `launch/align.py --missing_transcript=windows` leaves
+  unaligned).
 
 Everything is numpy: the input pipeline calls `utterance_segments` once per example.
 """
@@ -16,7 +19,9 @@ import collections.abc
 import numpy as np
 
 SAMPLE_RATE = 16000
-METHODS = ("phones", "windows")
+METHODS = ("phones", "windows", "phones_or_windows")
+_OPTIONS = {"phones": ("min_video_frames",), "windows": ("window_seconds", "hop_seconds"),
+            "phones_or_windows": ("min_video_frames", "window_seconds", "hop_seconds")}
 # Labels (lower case) that aligners (Montreal Forced Aligner, festival, espeak, TIMIT) and TextGrid
 # writers use for silence, pauses and spoken noise; `is_silence` compares case-insensitively.
 SILENCE_LABELS = frozenset({"", "sil", "<sil>", "sp", "spn", "pau", "h#", "<eps>", "_", "#", "silence"})
@@ -126,11 +131,11 @@ def window_segments(example, max_segments, window_seconds=0.2, hop_seconds=0.1, 
 
 def segment_options(method, fields):
     """Keyword arguments of `utterance_segments` for `method`, read from `fields`: any mapping or object
-    holding `min_video_frames` (phones) or `window_seconds` and `hop_seconds` (windows), such as a
+    holding `min_video_frames` (phones) and/or `window_seconds` and `hop_seconds` (windows), such as a
     config's `segments` section or a `GestureConfig`."""
     if method not in METHODS:
         raise ValueError(f"unknown segment method {method!r}; expected one of {METHODS}")
-    names = ("min_video_frames",) if method == "phones" else ("window_seconds", "hop_seconds")
+    names = _OPTIONS[method]
     if isinstance(fields, collections.abc.Mapping):
         return {name: fields[name] for name in names}
     return {name: getattr(fields, name) for name in names}
@@ -145,11 +150,12 @@ def utterance_segments(example, method, max_segments, **options):
     """
     if max_segments < 1:
         raise ValueError(f"max_segments must be at least 1, got {max_segments}")
-    if method == "phones":
-        if len(np.asarray(example["phone_starts"]).reshape(-1)) == 0:
-            raise ValueError(f"{utterance_name(example)}: segment method 'phones' needs a phone "
-                             f"alignment, but the example has none; use method 'windows'")
-        return phone_segments(example, max_segments, **options)
-    if method == "windows":
-        return window_segments(example, max_segments, **options)
-    raise ValueError(f"unknown segment method {method!r}; expected one of {METHODS}")
+    if method not in METHODS:
+        raise ValueError(f"unknown segment method {method!r}; expected one of {METHODS}")
+    aligned = method != "windows" and len(np.asarray(example["phone_starts"]).reshape(-1)) > 0
+    if method == "phones" and not aligned:
+        raise ValueError(f"{utterance_name(example)}: segment method 'phones' needs a phone alignment, but the "
+                         f"example has none; align the corpus (launch/align.py) or use 'phones_or_windows'")
+    if method == "phones" or (method == "phones_or_windows" and aligned):
+        return phone_segments(example, max_segments, min_video_frames=options.get("min_video_frames", 2))
+    return window_segments(example, max_segments, **{k: v for k, v in options.items() if k != "min_video_frames"})

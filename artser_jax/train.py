@@ -355,6 +355,7 @@ def evaluate_checkpoint(config, workdir, step=None, out_dir=None):
     mesh = sharding.create_mesh(config.mesh.num_devices)
     shard_options = grain.sharding.ShardByJaxProcess(drop_remainder=True)
     sources = open_sources(config)
+    load_cluster_model(config)  # its segmentation, which training used, is the evaluators' too
     graphdef, state = train_state.create_train_state(config, len(config.labels), mesh)
     ckpt = checkpoint_lib.TrainCheckpointer(workdir / "checkpoints", async_save=False)
     step = step if step is not None else (ckpt.best_step() or ckpt.latest_step())

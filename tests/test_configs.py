@@ -26,7 +26,7 @@ def test_real_corpora_configs(name, source, target, method):
     config = _load(name, f"method={method},encoder=logmel")
     assert (config.source.corpus, config.target.corpus) == (source, target)
     assert config.method == method and config.model.encoder == "logmel"
-    assert config.segments.method == "windows"
+    assert config.segments.method == "phones_or_windows"
     assert config.loss.gamma == methods.get(method).default_gamma
     same = _load("real_corpora", f"direction={name},method={method},encoder=logmel")
     assert same.to_dict() == config.to_dict()

@@ -231,3 +231,17 @@ def test_fit_and_analyze_commands(tiny_data_dir, tmp_path):
     assert analysis["counts"] == model.counts.tolist()
     assert [sum(map(sum, table)) for table in analysis["cluster_emotion_counts"]] == \
         model.counts.sum(1).tolist()
+
+
+def test_agcc_trains_on_the_segments_its_gesture_model_was_fitted_on(tiny_gesture_model, caplog):
+    from artser_jax.configs import demo  # pylint: disable=g-import-not-at-top
+    from artser_jax.methods import agcc  # pylint: disable=g-import-not-at-top
+
+    config = demo.get_config("tiny,method=agcc")
+    config.gestures_path = str(tiny_gesture_model)
+    config.segments.method = "windows"
+    config.segments.min_video_frames = 5
+    model = agcc.load_gesture_clusters(config)
+    assert config.segments.method == model.config.segment_method == "phones"
+    assert config.segments.min_video_frames == model.config.min_video_frames
+    assert "Segments taken from the gesture model" in caplog.text

@@ -115,3 +115,21 @@ def test_text_value_decodes_data_source_and_hand_made_values():
     assert segments.text_value(np.array(b"1001_DFA_ANG_XX", dtype=object)) == "1001_DFA_ANG_XX"
     assert segments.text_value("caf\u00e9".encode()) == "caf\u00e9"
     assert segments.text_value("msp_improv") == "msp_improv"
+
+
+def test_phones_or_windows_uses_the_alignment_where_there_is_one():
+    rng = np.random.default_rng(0)
+    audio = np.zeros(SAMPLE_RATE, np.int16)
+    audio[4000:12000] = (rng.normal(size=8000) * 3000).astype(np.int16)  # voiced from 0.25 s to 0.75 s
+    options = segments.segment_options("phones_or_windows", {"min_video_frames": 2, "window_seconds": 0.2,
+                                                            "hop_seconds": 0.1})
+    aligned = {**_phone_example([0.0, 0.3], [0.3, 0.6], ["sil", "AA1"]), "audio": audio}
+    result = segments.utterance_segments(aligned, "phones_or_windows", max_segments=8, **options)
+    assert list(result["seg_phone"][result["seg_mask"]]) == ["AA1"]
+    unaligned = {**_phone_example([], [], []), "audio": audio}
+    result = segments.utterance_segments(unaligned, "phones_or_windows", max_segments=8, **options)
+    windows = segments.utterance_segments(unaligned, "windows", max_segments=8, window_seconds=0.2,
+                                          hop_seconds=0.1)
+    assert result["seg_mask"].sum() >= 3
+    for key in ("seg_start", "seg_end", "seg_mask"):
+        np.testing.assert_array_equal(result[key], windows[key])

@@ -89,7 +89,7 @@ def base_config(source="crema_d", target="msp_improv", method="agcc"):
     config.input.prefetch_buffer = 2  # batches prefetched by a background thread
 
     config.segments = ml_collections.ConfigDict()
-    config.segments.method = "phones"  # [ours] 'phones' (TextGrid alignment) or 'windows'
+    config.segments.method = "phones"  # [ours] 'phones' (TextGrid alignment), 'windows', 'phones_or_windows'
     config.segments.max_segments = 48  # [ours] static segment count per utterance (padded, masked)
     config.segments.window_seconds = 0.2  # [ours] for method='windows'
     config.segments.hop_seconds = 0.1  # [ours]

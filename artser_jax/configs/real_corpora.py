@@ -17,6 +17,7 @@ def get_config(arg=None, direction=None):
     source, target = common.parse_direction(direction or args.direction)
     config = common.base_config(source=source, target=target, method=args.method)
     config.model.encoder = args.encoder
-    # Real data may come without alignments; windows need no aligner (docs/method.md 2.1).
-    config.segments.method = "windows"
+    # The paper's phone segments where launch/align.py aligned a clip, windows where it could not (e.g. an
+    # MSP-IMPROV turn without a transcript). AG-CC takes the segments its gesture model was fitted on.
+    config.segments.method = "phones_or_windows"
     return config

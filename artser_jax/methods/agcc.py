@@ -1,6 +1,8 @@
 """AG-CC (docs/method.md 2.4): a soft-weighted triplet loss that pulls target segments towards source
 segments of the same mouth-gesture cluster (the fitted `GestureModel` of `config.gestures_path`)."""
 
+import logging
+
 import jax.numpy as jnp
 
 from artser_jax import losses
@@ -27,16 +29,26 @@ def segment_triplet_loss(inputs):
     return value, {"loss_ag": value, "anchors_per_step": jnp.sum(anchors)}
 
 
+SEGMENT_FIELDS = ("min_video_frames", "window_seconds", "hop_seconds")
+
+
 def load_gesture_clusters(config):
-    """The fitted `GestureModel` of `config.gestures_path`, checked against the config's segments."""
+    """The fitted `GestureModel` of `config.gestures_path`. Training segments the audio as the model's
+    clusters were fitted: `config.segments` takes the artifact's segment method and options, so the two
+    cannot disagree (a differing config is logged and overridden)."""
     from artser_jax.gestures import cluster_space  # pylint: disable=g-import-not-at-top
 
     if not config.gestures_path:
         raise ValueError("method 'agcc' needs --config.gestures_path (the output of launch/fit_gestures.py)")
     model = cluster_space.load_gesture_model(config.gestures_path)
-    if model.config.segment_method != config.segments.method:
-        raise ValueError(f"{config.gestures_path} was fitted on {model.config.segment_method!r} segments but "
-                         f"config.segments.method is {config.segments.method!r}")
+    fitted = {"method": model.config.segment_method,
+              **{field: getattr(model.config, field) for field in SEGMENT_FIELDS}}
+    configured = {field: config.segments[field] for field in fitted}
+    if configured != fitted:
+        logging.warning("Segments taken from the gesture model %s: %s (the config had %s)", config.gestures_path,
+                        fitted, configured)
+        for field, value in fitted.items():
+            config.segments[field] = value
     return model
 
 

@@ -43,7 +43,9 @@ class Method:
 
     `loss(inputs: LossInputs) -> (value, metrics)` returns the unweighted loss (the trainer adds
     `config.loss.gamma * value` to the emotion loss) and a dict whose keys are exactly `diagnostics`.
-    `cluster_assigner(config)` returns the assigner of the segments' clusters, or is None.
+    `cluster_assigner(config)` returns the assigner of the segments' clusters, or is None; it may set
+    `config.segments` to the segmentation its clusters were made on (AG-CC does), before the input
+    pipeline is built and `config.json` is written.
     """
     name: str
     uses_target: bool
