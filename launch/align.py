@@ -12,7 +12,8 @@ the reason) / no transcript, and what the builders do with it.
 Texts: CREMA-D's twelve sentences are known from the file names. MSP-IMPROV turns are improvised, so their
 text comes from --transcripts, a UTF-8 file of `utterance_id<TAB>text` lines (blank lines and lines
 starting with `#` are ignored); turns without a transcript are built without phones (`windows`: the
-segmenter then needs `--segment_method=windows`) or left out of the datasets (`skip`).
+segment method `phones_or_windows` then gives them windows and every aligned clip its phones) or left out
+of the datasets (`skip`).
 
 Resumable: TextGrids already in --out_dir are kept, so an interrupted run continues where it stopped.
 """
