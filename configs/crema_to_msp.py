@@ -2,7 +2,7 @@ r"""AG-CC, CREMA-D (labelled source) -> MSP-IMPROV (unlabelled target), real cor
 configs/real_corpora.py with the direction fixed.
 
   python launch/train.py --config=configs/crema_to_msp.py:method=agcc,encoder=logmel \
-      --config.data_dir=$DATA --config.gestures_path=$DATA/gestures_crema_msp --workdir=runs/crema_to_msp_agcc
+      --config.data_dir=$DATA --config.gestures_path=$DATA/gestures_crema_msp.npz --workdir=runs/crema_to_msp_agcc
 
 Arguments, hardware and runtime: see configs/real_corpora.py.
 """

@@ -4,7 +4,7 @@ The whole pipeline (generate corpora, prepare, fit gestures, train AG-CC and sou
 print a table) is `python launch/demo.py`. One training run on its own:
 
   python launch/train.py --config=configs/demo.py:direction=crema_to_msp,method=agcc \
-      --config.data_dir=DEMO/data --config.gestures_path=DEMO/gestures_crema_to_msp --workdir=DEMO/runs/x
+      --config.data_dir=DEMO/data --config.gestures_path=DEMO/gestures_crema_to_msp.npz --workdir=DEMO/runs/x
 
 Arguments (`:key=value,...`): direction = crema_to_msp | msp_to_crema; method = a registered method
 (agcc | source_only | phoneme_anchored | layer_anchored); tiny (flag) shrinks everything further for unit

@@ -2,7 +2,7 @@ r"""AG-CC, MSP-IMPROV (labelled source) -> CREMA-D (unlabelled target), real cor
 configs/real_corpora.py with the direction fixed.
 
   python launch/train.py --config=configs/msp_to_crema.py:method=agcc,encoder=logmel \
-      --config.data_dir=$DATA --config.gestures_path=$DATA/gestures_msp_crema --workdir=runs/msp_to_crema_agcc
+      --config.data_dir=$DATA --config.gestures_path=$DATA/gestures_msp_crema.npz --workdir=runs/msp_to_crema_agcc
 
 Arguments, hardware and runtime: see configs/real_corpora.py.
 """

@@ -1,9 +1,10 @@
 r"""AG-CC on the real corpora, either direction: CREMA-D <-> MSP-IMPROV.
 
-Prepare both datasets and fit the gesture model first (README, "Real corpora"), then:
+Align, prepare both datasets and fit the gesture model first (README, "Real corpora"; DATA is the
+--data_dir of launch/prepare_data.py), then:
 
   python launch/train.py --config=configs/real_corpora.py:direction=crema_to_msp,method=agcc,encoder=logmel \
-      --config.data_dir=$DATA --config.gestures_path=$DATA/gestures_crema_msp --workdir=runs/crema_to_msp_agcc
+      --config.data_dir=$DATA --config.gestures_path=$DATA/gestures_crema_msp.npz --workdir=runs/crema_to_msp_agcc
 
 Arguments (`:key=value,...`): direction = crema_to_msp | msp_to_crema (or <source>_to_<target> of the
 corpus registry); method = a registered method (agcc | source_only | phoneme_anchored | layer_anchored);
