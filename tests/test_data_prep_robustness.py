@@ -22,8 +22,9 @@ from artser_jax.data import builders, crema_d, landmark_extraction, media_checks
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 PREPARE_DATA = str(REPO / "launch" / "prepare_data.py")
-# A MediaPipe native log line (absl's "W0000 00:00:... file.cc:123]" prefix, or TFLite's "INFO: Created").
-NATIVE_LOG_RE = re.compile(r"^[IWE]\d{4} |inference_feedback_manager|XNNPACK delegate", re.MULTILINE)
+# MediaPipe's native log lines: C++ logging before InitGoogle (no date: "W0000 00:00:..."), and TFLite's
+# "INFO: Created TensorFlow Lite XNNPACK delegate". absl's Python logging ("I1125 08:36:43...") is not one.
+NATIVE_LOG_RE = re.compile(r"^[IWEF]0000 00:00:|before InitGoogle|XNNPACK delegate", re.MULTILINE)
 LANDMARKS_LOG_RE = re.compile(r"Landmarks: (\d+) videos, (\d+) from cache, (\d+) skipped")
 
 

@@ -186,9 +186,9 @@ class _AudioVisualBuilder(tfds.core.GeneratorBasedBuilder):
         outcomes = landmark_extraction.extract_landmarks(videos, cache_dir, self._num_workers, model_path,
                                                          progress=self._progress, native_logs=self._native_logs)
         for clip in clips:
-            outcome = outcomes.get(str(clip.video_path))
             if clip.utterance_id in skips:
                 continue
+            outcome = outcomes[str(clip.video_path)]
             if outcome.skip_reason is not None:
                 skips[clip.utterance_id] = (clip.video_path, outcome.skip_reason)
                 continue
