@@ -198,7 +198,7 @@ def test_empty_or_wrong_manual_dir_is_one_line_naming_the_layout(tmp_path, layou
                "not a crema_d manual directory: it lacks AudioWAV/*.wav, VideoFlash/, SentenceFilenames.csv, "
                "VideoDemographics.csv, processedResults/summaryTable.csv")
     assert lines[-1] == f"error: {manual_dir}: {problem}. {builders.CremaDAv.MANUAL_DOWNLOAD_INSTRUCTIONS}"
-    with pytest.raises(FileNotFoundError, match=r"pass the release folder as the manual dir. It must hold Evaluation.txt"):
+    with pytest.raises(FileNotFoundError, match=r"the release folder as the manual dir. It must hold Evaluation"):
         builders.prepare_dataset("msp_improv", manual_dir, tmp_path / "data")
 
 
