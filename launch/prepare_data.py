@@ -2,17 +2,22 @@
 
     python launch/prepare_data.py --corpus=crema_d|msp_improv --manual_dir=DIR --data_dir=DIR \
         [--num_workers=N] [--verify [--manifest=media-manifest.tsv]] [--configs=emotion4,emotion6] \
-        [--alignment_dir=DIR]
+        [--alignment_dir=DIR] [--force] [--verbose]
 
 Landmark extraction dominates the time (MediaPipe on every video frame); it runs on --num_workers processes
 and is cached per video under <data_dir>/landmark_cache, so an interrupted build resumes where it stopped.
-A second run finds the built datasets and says so. Skipped clips and their reasons are listed in
+SIGTERM or Ctrl-C stops the workers at once (what finished is in the cache) and exits with status 128 +
+the signal number (143, 130) after one line saying how to resume. A second run finds the built datasets
+and says so; --force rebuilds them (from the landmark cache). Skipped clips and their reasons are listed in
 <data_dir>/<name>/<config>/<version>/skip_report.tsv. Read the result with
 `tfds.data_source('crema_d_av/emotion4', split='train', data_dir=DIR)`.
 """
 
 import logging
 import os
+import shlex
+import signal
+import sys
 
 from absl import app
 from absl import flags
@@ -32,17 +37,42 @@ _LANDMARK_CACHE_DIR = flags.DEFINE_string("landmark_cache_dir", None,
                                           "Landmark cache (default <data_dir>/landmark_cache).")
 _ALIGNMENT_DIR = flags.DEFINE_string("alignment_dir", None, "Phone TextGrids from launch/align.py or MFA "
                                      "(default: the TextGrid beside each audio file).")
+_FORCE = flags.DEFINE_bool("force", False, "Rebuild datasets that are already built.")
+_VERBOSE = flags.DEFINE_bool("verbose", False, "Show MediaPipe's native log lines from the landmark workers.")
+
+
+class StopRequested(BaseException):
+    """Raised by the SIGTERM/SIGINT handler; a BaseException so that no `except Exception` swallows it."""
+
+    def __init__(self, signum):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _request_stop(signum, frame):
+    del frame
+    # A second signal while the workers are being stopped would only interrupt the clean-up.
+    for stop_signal in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop_signal, signal.SIG_IGN)
+    raise StopRequested(signum)
 
 
 def main(argv):
     del argv
     logging.getLogger().setLevel(logging.INFO)
+    for stop_signal in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop_signal, _request_stop)
     try:
         results = builders.prepare_dataset(
             _CORPUS.value, _MANUAL_DIR.value, _DATA_DIR.value, config_names=_CONFIGS.value,
             num_workers=_NUM_WORKERS.value, verify=_VERIFY.value, manifest_path=_MANIFEST.value,
             max_skip_fraction=_MAX_SKIP_FRACTION.value, landmark_cache_dir=_LANDMARK_CACHE_DIR.value,
-            alignment_dir=_ALIGNMENT_DIR.value)
+            alignment_dir=_ALIGNMENT_DIR.value, force=_FORCE.value, native_logs=_VERBOSE.value)
+    except StopRequested as stop:
+        cache_dir = _LANDMARK_CACHE_DIR.value or os.path.join(_DATA_DIR.value, "landmark_cache")
+        print(f"stopped by {stop}: the landmarks extracted so far are cached in {cache_dir}; resume with: "
+              f"{shlex.join([sys.executable] + sys.argv)}", file=sys.stderr)
+        sys.exit(128 + stop.signum)
     except (FileNotFoundError, ValueError, RuntimeError, audio.AudioError, textgrid.TextGridError) as error:
         raise SystemExit(f"error: {error}")
     for config, (status, path) in results.items():

@@ -6,12 +6,15 @@ own layout (docs/data.md sections 1 and 2) and work unchanged on the real corpor
 
 Build steps (`_split_generators`):
 1. list the clips with their labels and splits (corpus-specific, `_list_clips`);
-2. check every clip's media: known-bad clips, missing files and unreadable audio are skipped with a reason,
-   a wrong sample rate where the corpus defines one is an error;
+2. check every clip's media: known-bad clips, missing files, unreadable audio and audio shorter than
+   `media_checks.MIN_AUDIO_SECONDS` are skipped with a reason, a wrong sample rate where the corpus defines
+   one is an error;
 3. extract mouth landmarks for all remaining videos (`landmark_extraction`: parallel, cached by content);
-   undecodable videos and videos with no face are skipped with a reason;
+   undecodable videos and videos with no face are skipped with a reason, and so are clips whose audio,
+   video and alignment disagree about their length (`media_checks.duration_mismatch`);
 4. write `skip_report.tsv` into the dataset directory; if more than `max_skip_fraction` of the clips were
-   skipped, fail (the input is wrong, not one file) and leave only a `*-FAILED-skip_report.tsv` beside it.
+   skipped, fail (the input is wrong, not one file) and leave only a `*-FAILED-skip_report.tsv` beside it
+   (a later successful build removes it).
 TFDS builds into a temporary directory and renames it only on success, so a failed or interrupted build
 never leaves a dataset that looks complete; the landmark cache makes the rerun cheap.
 """
@@ -22,6 +25,7 @@ import dataclasses
 import inspect
 import logging
 import pathlib
+import shutil
 
 from etils import epath
 import numpy as np
@@ -31,7 +35,7 @@ import tqdm
 from artser_jax import alignment, assets
 from artser_jax import landmarks as face_landmarks
 from artser_jax.data import audio as audio_io
-from artser_jax.data import crema_d, landmark_extraction, msp_improv, textgrid
+from artser_jax.data import crema_d, landmark_extraction, media_checks, msp_improv, textgrid
 
 SAMPLE_RATE = audio_io.SAMPLE_RATE
 SKIP_REPORT = "skip_report.tsv"
@@ -100,7 +104,7 @@ class _AudioVisualBuilder(tfds.core.GeneratorBasedBuilder):
         return epath.Path(inspect.getfile(cls))
 
     def __init__(self, *, num_workers=1, max_skip_fraction=DEFAULT_MAX_SKIP_FRACTION, landmark_cache_dir=None,
-                 face_model_path=None, progress=True, alignment_dir=None, **kwargs):
+                 face_model_path=None, progress=True, alignment_dir=None, native_logs=False, **kwargs):
         super().__init__(**kwargs)
         self._alignment_dir = alignment_dir
         self._num_workers = num_workers
@@ -108,6 +112,7 @@ class _AudioVisualBuilder(tfds.core.GeneratorBasedBuilder):
         self._landmark_cache_dir = landmark_cache_dir
         self._face_model_path = face_model_path
         self._progress = progress
+        self._native_logs = native_logs
 
     def _info(self):
         config = self.builder_config
@@ -127,12 +132,37 @@ class _AudioVisualBuilder(tfds.core.GeneratorBasedBuilder):
     def _list_clips(self, manual_dir):
         """All labelled clips of the corpus under `manual_dir`, as `Clip`s."""
 
+    @classmethod
+    def _missing_manual_entries(cls, manual_dir):
+        """What `manual_dir` lacks of the corpus's layout (names relative to it); empty when it looks right."""
+        return []
+
+    @classmethod
+    def check_manual_dir(cls, manual_dir):
+        """FileNotFoundError, in one line stating the expected layout, for a missing, empty or wrong folder.
+
+        Checked before TFDS sees the folder: TFDS answers an empty one with an uncaught AssertionError.
+        """
+        manual_dir = pathlib.Path(manual_dir)
+        if not manual_dir.is_dir():
+            problem = "manual directory not found"
+        elif not any(manual_dir.iterdir()):
+            problem = f"the {cls.name} manual directory is empty"
+        else:
+            missing = cls._missing_manual_entries(manual_dir)
+            if not missing:
+                return
+            problem = f"not a {cls.CORPUS} manual directory: it lacks {', '.join(missing)}"
+        raise FileNotFoundError(f"{manual_dir}: {problem}. {cls.MANUAL_DOWNLOAD_INSTRUCTIONS}")
+
     def _manual_dir(self, dl_manager):
         manual_dir = pathlib.Path(dl_manager.manual_dir)
-        if not manual_dir.is_dir():
-            raise FileNotFoundError(f"{manual_dir}: {self.name} manual directory not found. "
-                                    f"{self.MANUAL_DOWNLOAD_INSTRUCTIONS}")
+        self.check_manual_dir(manual_dir)
         return manual_dir
+
+    @property
+    def failed_report_path(self):
+        return pathlib.Path(self.data_dir_root) / f"{self.name}-{self.builder_config.name}-FAILED-{SKIP_REPORT}"
 
     def _split_generators(self, dl_manager):
         manual_dir = self._manual_dir(dl_manager)
@@ -144,16 +174,22 @@ class _AudioVisualBuilder(tfds.core.GeneratorBasedBuilder):
             for clip in clips:
                 clip.skip_reason = clip.skip_reason or skip_reasons.get(clip.utterance_id)
         logging.info("%s: %d clips listed in %s", self.name, len(clips), manual_dir)
-        skips = self._check_audio(clips)
+        skips, audio_seconds = self._check_audio(clips)
         model_path = str(self._face_model_path or assets.face_model_path())
         cache_dir = pathlib.Path(self._landmark_cache_dir or pathlib.Path(self.data_dir_root) / "landmark_cache")
         videos = [c.video_path for c in clips if c.utterance_id not in skips]
         outcomes = landmark_extraction.extract_landmarks(videos, cache_dir, self._num_workers, model_path,
-                                                         progress=self._progress)
+                                                         progress=self._progress, native_logs=self._native_logs)
         for clip in clips:
-            outcome = outcomes.get(str(clip.video_path))
-            if clip.utterance_id not in skips and outcome.skip_reason is not None:
+            if clip.utterance_id in skips:
+                continue
+            outcome = outcomes[str(clip.video_path)]
+            if outcome.skip_reason is not None:
                 skips[clip.utterance_id] = (clip.video_path, outcome.skip_reason)
+                continue
+            mismatch = self._duration_mismatch(clip, audio_seconds[clip.utterance_id], outcome)
+            if mismatch:
+                skips[clip.utterance_id] = (clip.audio_path, mismatch)
         self._write_skip_report(clips, skips)
         cache = landmark_extraction.LandmarkCache(cache_dir, landmark_extraction.settings_tag(model_path))
         kept = [c for c in clips if c.utterance_id not in skips]
@@ -174,8 +210,9 @@ class _AudioVisualBuilder(tfds.core.GeneratorBasedBuilder):
         return alignment.find_textgrid(self._alignment_dir, clip.speaker, clip.utterance_id)
 
     def _check_audio(self, clips):
-        """{utterance_id: (file, reason)} for clips whose media are known bad, missing or unreadable."""
-        skips = {}
+        """({utterance_id: (file, reason)} for clips whose media are known bad, missing, unreadable or too
+        short, {utterance_id: audio seconds} for the others)."""
+        skips, audio_seconds = {}, {}
         for clip in tqdm.tqdm(clips, desc="checking audio", unit="clip", disable=not self._progress):
             if clip.skip_reason:
                 skips[clip.utterance_id] = (clip.audio_path, clip.skip_reason)
@@ -187,7 +224,7 @@ class _AudioVisualBuilder(tfds.core.GeneratorBasedBuilder):
                 skips[clip.utterance_id] = (clip.video_path, "missing video file")
             else:
                 try:
-                    _, rate = audio_io.read_audio(clip.audio_path)
+                    samples, rate = audio_io.read_audio(clip.audio_path)
                 except audio_io.AudioError as error:
                     skips[clip.utterance_id] = (clip.audio_path, f"unreadable audio: {error}")
                     continue
@@ -195,7 +232,21 @@ class _AudioVisualBuilder(tfds.core.GeneratorBasedBuilder):
                     raise audio_io.AudioError(
                         f"{clip.audio_path}: sample rate {rate} Hz, but {self.CORPUS} audio is "
                         f"{self.REQUIRED_SAMPLE_RATE} Hz; is this the original corpus?")
-        return skips
+                seconds = samples.shape[0] / rate
+                too_short = media_checks.audio_too_short(clip.audio_path, seconds)
+                if too_short:
+                    skips[clip.utterance_id] = (clip.audio_path, too_short)
+                else:
+                    audio_seconds[clip.utterance_id] = seconds
+        return skips, audio_seconds
+
+    def _duration_mismatch(self, clip, audio_seconds, outcome):
+        """The skip reason when the clip's video or alignment disagrees with its audio's length, else None."""
+        alignment_path = self._textgrid_path(clip)
+        _, phone_ends, _ = read_phones(alignment_path)
+        return media_checks.duration_mismatch(
+            clip.audio_path, audio_seconds, clip.video_path, outcome.num_frames / outcome.frame_rate,
+            alignment_path, float(phone_ends[-1]) if len(phone_ends) else None)
 
     def _write_skip_report(self, clips, skips):
         rows = [(uid, str(path), reason) for uid, (path, reason) in sorted(skips.items())]
@@ -207,8 +258,7 @@ class _AudioVisualBuilder(tfds.core.GeneratorBasedBuilder):
         logging.info("%s: skipped %d of %d clips (%d known bad): %s", self.name, len(skips), len(clips),
                      known_bad, dict(reasons))
         if fraction > self._max_skip_fraction:
-            failed = (pathlib.Path(self.data_dir_root)
-                      / f"{self.name}-{self.builder_config.name}-FAILED-{SKIP_REPORT}")
+            failed = self.failed_report_path
             failed.write_text(text)
             raise RuntimeError(
                 f"{self.name}/{self.builder_config.name}: {media_skips} of {len(clips) - known_bad} clips "
@@ -277,6 +327,15 @@ class CremaDAv(_AudioVisualBuilder):
         "Clone https://github.com/CheyneyComputerScience/CREMA-D with Git LFS (`git lfs pull`) and pass the "
         "clone as the manual dir: it must hold AudioWAV/, VideoFlash/, SentenceFilenames.csv, "
         "VideoDemographics.csv and processedResults/summaryTable.csv.")
+
+    @classmethod
+    def _missing_manual_entries(cls, manual_dir):
+        audio_dir = manual_dir / crema_d.AUDIO_DIR
+        missing = [] if next(audio_dir.glob("*.wav"), None) else [f"{crema_d.AUDIO_DIR}/*.wav"]
+        if not (manual_dir / crema_d.VIDEO_DIR).is_dir():
+            missing.append(f"{crema_d.VIDEO_DIR}/")
+        return missing + [name for name in (crema_d.SENTENCE_FILENAMES, crema_d.DEMOGRAPHICS, crema_d.SUMMARY_TABLE)
+                          if not (manual_dir / name).is_file()]
 
     def _split_rule(self):
         return ("by actor, TFDS crema_d algorithm: sorted actor ids, RandomState(0).shuffle, "
@@ -348,6 +407,16 @@ class MspImprovAv(_AudioVisualBuilder):
         "(Audio/session<k>/S<nn><E>/<cond>/<stem>.wav, with or without the Audio/ level) and the video "
         "(the parallel tree of .avi files).")
 
+    @classmethod
+    def _missing_manual_entries(cls, manual_dir):
+        missing = []
+        if not any((manual_dir / name).is_file() for name in msp_improv.LABEL_FILE_NAMES):
+            missing.append(" (or ".join(msp_improv.LABEL_FILE_NAMES) + ")")
+        for suffix in (".wav", ".avi"):
+            if next(manual_dir.rglob(f"*{suffix}"), None) is None:
+                missing.append(f"any {suffix} file")
+        return missing
+
     def _split_rule(self):
         config = self.builder_config
         if config.dev_sessions is None:
@@ -394,20 +463,21 @@ MANIFEST_PREFIXES = {"crema_d": (crema_d.AUDIO_DIR + "/", crema_d.VIDEO_DIR + "/
 
 def prepare_dataset(corpus, manual_dir, data_dir, config_names=("emotion4",), num_workers=1, verify=False,
                     manifest_path=None, max_skip_fraction=DEFAULT_MAX_SKIP_FRACTION, landmark_cache_dir=None,
-                    face_model_path=None, progress=True, alignment_dir=None):
+                    face_model_path=None, progress=True, alignment_dir=None, force=False, native_logs=False):
     """Builds the `config_names` of a corpus's dataset into `data_dir`; {config: (status, path)}.
 
-    Idempotent: a config already built is reported as such and left alone. With `verify`, the media are
-    checked against the manifest (default `<manual_dir>/media-manifest.tsv`) before any extraction, and any
-    missing, truncated or corrupted file stops the build with a report. `alignment_dir`: the phone TextGrids
-    come from there (`launch/align.py`'s output or MFA's) instead of beside the audio.
+    Idempotent: a config already built is reported as such and left alone, unless `force`: then it is
+    rebuilt (from the landmark cache, which is keyed by file content), and the previous build is put back
+    if the rebuild fails. With `verify`, the media are checked against the manifest (default
+    `<manual_dir>/media-manifest.tsv`) before any extraction, and any missing, truncated or corrupted file
+    stops the build with a report. A successful build removes a `*-FAILED-skip_report.tsv` of an earlier
+    failed one. `alignment_dir`: the phone TextGrids come from there (`launch/align.py`'s output or
+    MFA's) instead of beside the audio.
     """
     if corpus not in BUILDERS:
         raise ValueError(f"unknown corpus {corpus!r}; choose one of {sorted(BUILDERS)}")
     manual_dir = pathlib.Path(manual_dir).expanduser()
-    if not manual_dir.is_dir():
-        raise FileNotFoundError(f"{manual_dir}: manual directory not found. "
-                                f"{BUILDERS[corpus].MANUAL_DOWNLOAD_INSTRUCTIONS}")
+    BUILDERS[corpus].check_manual_dir(manual_dir)
     if alignment_dir is not None and not pathlib.Path(alignment_dir).expanduser().is_dir():
         raise FileNotFoundError(f"{alignment_dir}: alignment directory not found (write it with launch/align.py)")
     data_dir = pathlib.Path(data_dir).expanduser()
@@ -417,25 +487,45 @@ def prepare_dataset(corpus, manual_dir, data_dir, config_names=("emotion4",), nu
                          f"{sorted(BUILDERS[corpus].builder_configs)}")
     builder_kwargs = dict(num_workers=num_workers, max_skip_fraction=max_skip_fraction,
                           landmark_cache_dir=landmark_cache_dir, face_model_path=face_model_path, progress=progress,
-                          alignment_dir=alignment_dir and str(pathlib.Path(alignment_dir).expanduser()))
+                          alignment_dir=alignment_dir and str(pathlib.Path(alignment_dir).expanduser()),
+                          native_logs=native_logs)
     builders = {name: BUILDERS[corpus](config=name, data_dir=str(data_dir), **builder_kwargs)
                 for name in config_names}
     results = {}
     for name, builder in builders.items():
-        if builder.is_prepared():
-            logging.info("%s/%s is already built at %s; nothing to do", builder.name, name, builder.data_path)
+        if builder.is_prepared() and not force:
+            logging.info("%s/%s is already built at %s; nothing to do (--force rebuilds it)", builder.name, name,
+                         builder.data_path)
             results[name] = ("already built", builder.data_path)
     if verify and len(results) < len(builders):
         _verify_media(corpus, manual_dir, data_dir, manifest_path, progress)
     for name, builder in builders.items():
         if name in results:
             continue
-        # try_download_gcs=False: these datasets are never on TFDS's bucket, so do not probe the network.
-        builder.download_and_prepare(
-            file_format="array_record",
-            download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir), try_download_gcs=False))
+        previous = None
+        if builder.is_prepared():
+            previous = builder.data_path.parent / f".{builder.data_path.name}-replaced-by-force"
+            if previous.exists():
+                shutil.rmtree(previous)
+            builder.data_path.rename(previous)
+            # A fresh builder: the old one carries the replaced dataset's info.
+            builder = BUILDERS[corpus](config=name, data_dir=str(data_dir), **builder_kwargs)
+        try:
+            # try_download_gcs=False: these datasets are never on TFDS's bucket, so do not probe the network.
+            builder.download_and_prepare(
+                file_format="array_record",
+                download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir), try_download_gcs=False))
+        except BaseException:
+            if previous is not None:
+                previous.rename(builder.data_path)
+                logging.warning("%s/%s: the forced rebuild failed; the previous build is back at %s",
+                                builder.name, name, builder.data_path)
+            raise
+        if previous is not None:
+            shutil.rmtree(previous)
+        builder.failed_report_path.unlink(missing_ok=True)
         logging.info("%s/%s built at %s", builder.name, name, builder.data_path)
-        results[name] = ("built", builder.data_path)
+        results[name] = ("rebuilt" if previous is not None else "built", builder.data_path)
     return results
 
 

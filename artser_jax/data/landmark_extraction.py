@@ -8,9 +8,16 @@ settings), as soon as it is known, so a rebuild or an interrupted build never re
 - a track: landmarks `(T, 45, 3)` float32 pixels (`landmarks.KEPT_INDICES`), validity `(T,)` bool
   (False where no face was found; those frames hold zeros), frame times `(T,)` seconds, frame rate;
 - a skip, with its reason: the video cannot be decoded, or no frame has a face.
+
+An unreadable cache entry (a truncated `.npz`, say) is reported with its path, deleted and recomputed. An
+exception in the caller while the pool runs (a KeyboardInterrupt, or whatever a signal handler raises)
+terminates the workers at once: no further video starts, and every video finished so far is already in
+the cache. MediaPipe's native log lines (absl/TFLite, written straight to file descriptor 2) are silenced
+during extraction unless `native_logs=True`.
 """
 
 import concurrent.futures
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -19,7 +26,10 @@ import math
 import multiprocessing
 import os
 import pathlib
+import signal
+import sys
 import tempfile
+import zipfile
 
 import numpy as np
 import tqdm
@@ -49,10 +59,16 @@ class Outcome:
     skip_reason: str = None
     from_cache: bool = False
     num_frames: int = 0
+    frame_rate: float = 0.0
+    cache_problem: str = None  # why a cache entry of this video was unreadable (it was recomputed)
 
 
 class VideoSkipped(Exception):
     """A video that yields no track; the message is the reason written to the skip report."""
+
+
+class CorruptCacheEntry(ValueError):
+    """A landmark-cache file that cannot be read; the message names the file and the problem."""
 
 
 def decode_video(path):
@@ -143,13 +159,24 @@ class LandmarkCache:
         return self.directory / f"{sha256}-{self.tag}.skip.json"
 
     def lookup(self, sha256):
-        """('track', num_frames) / ('skip', reason) / None for a video not processed yet."""
-        if self._skip_path(sha256).is_file():
-            return "skip", json.loads(self._skip_path(sha256).read_text())["reason"]
+        """('track', LandmarkTrack) / ('skip', reason) / None for a video not processed yet.
+
+        Reads the whole entry, so a damaged one is found here: CorruptCacheEntry naming the file.
+        """
+        skip_path = self._skip_path(sha256)
+        if skip_path.is_file():
+            try:
+                return "skip", json.loads(skip_path.read_text())["reason"]
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as error:
+                raise CorruptCacheEntry(f"{skip_path}: unreadable landmark-cache entry "
+                                        f"({type(error).__name__}: {error})") from None
         if self._track_path(sha256).is_file():
-            with np.load(self._track_path(sha256)) as stored:
-                return "track", int(stored["valid"].shape[0])
+            return "track", self.load_track(sha256)
         return None
+
+    def discard(self, sha256):
+        for path in (self._track_path(sha256), self._skip_path(sha256)):
+            path.unlink(missing_ok=True)
 
     def store_track(self, sha256, track):
         _atomic_write(self._track_path(sha256), lambda f: np.savez(
@@ -164,48 +191,98 @@ class LandmarkCache:
         path = self._track_path(sha256)
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no cached landmark track for video sha256 {sha256}")
-        with np.load(path) as stored:
-            return LandmarkTrack(landmarks=stored["landmarks"], valid=stored["valid"],
-                                 frame_times=stored["frame_times"], frame_rate=float(stored["frame_rate"]),
-                                 width=int(stored["width"]), height=int(stored["height"]))
+        try:
+            with np.load(path) as stored:
+                return LandmarkTrack(landmarks=stored["landmarks"], valid=stored["valid"],
+                                     frame_times=stored["frame_times"], frame_rate=float(stored["frame_rate"]),
+                                     width=int(stored["width"]), height=int(stored["height"]))
+        except (OSError, EOFError, zipfile.BadZipFile, KeyError, ValueError) as error:
+            raise CorruptCacheEntry(f"{path}: unreadable landmark-cache entry "
+                                    f"({type(error).__name__}: {error})") from None
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced():
+    """Points file descriptor 2 at /dev/null for the duration: MediaPipe's C++ logging (absl, TFLite)
+    writes there directly and ignores GLOG_minloglevel, TF_CPP_MIN_LOG_LEVEL and Python's logging."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 # Per-worker state, set once by `_init_worker` (each worker process handles many videos).
 _worker = {}
 
 
-def _init_worker(cache_dir, tag, model_path):
+def _init_worker(cache_dir, tag, model_path, native_logs):
     import cv2
 
     cv2.setNumThreads(1)  # one process per core: no extra decoder threads competing with the pool
-    _worker.update(cache=LandmarkCache(cache_dir, tag), model_path=model_path)
+    _worker.update(cache=LandmarkCache(cache_dir, tag), model_path=model_path, native_logs=native_logs)
+
+
+def _init_pool_worker(*args):
+    # Ctrl-C reaches the whole process group; the main process alone decides when the workers stop.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _init_worker(*args)
 
 
 def _process_video(path):
     """Worker task: hash, look up the cache, else extract and store. Never raises for a bad video."""
     cache = _worker["cache"]
     sha256 = assets.sha256_of(path)
-    cached = cache.lookup(sha256)
+    cache_problem = None
+    try:
+        cached = cache.lookup(sha256)
+    except CorruptCacheEntry as error:
+        cache.discard(sha256)
+        cached, cache_problem = None, str(error)
     if cached is not None:
         kind, value = cached
         if kind == "skip":
             return Outcome(str(path), sha256, skip_reason=value, from_cache=True)
-        return Outcome(str(path), sha256, from_cache=True, num_frames=value)
+        return Outcome(str(path), sha256, from_cache=True, num_frames=len(value.valid),
+                       frame_rate=value.frame_rate)
+    silenced = contextlib.nullcontext() if _worker["native_logs"] else _native_stderr_silenced()
     try:
-        track = extract_track(path, _worker["model_path"])
+        with silenced:
+            track = extract_track(path, _worker["model_path"])
     except VideoSkipped as skipped:
         cache.store_skip(sha256, str(skipped))
-        return Outcome(str(path), sha256, skip_reason=str(skipped))
+        return Outcome(str(path), sha256, skip_reason=str(skipped), cache_problem=cache_problem)
     cache.store_track(sha256, track)
-    return Outcome(str(path), sha256, num_frames=len(track.valid))
+    return Outcome(str(path), sha256, num_frames=len(track.valid), frame_rate=track.frame_rate,
+                   cache_problem=cache_problem)
 
 
-def extract_landmarks(video_paths, cache_dir, num_workers=1, model_path=None, progress=True):
+def _terminate_pool(pool):
+    """Stops the pool now: queued videos are cancelled and running ones abandoned (cache writes are atomic,
+    so nothing partial is left). `shutdown` alone would let every running video finish first."""
+    # ProcessPoolExecutor has no public way to end running tasks before Python 3.14 (`terminate_workers`).
+    workers = list((pool._processes or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for worker in workers:
+        worker.terminate()
+    for worker in workers:
+        worker.join(timeout=10)
+        if worker.is_alive():
+            worker.kill()
+            worker.join()
+
+
+def extract_landmarks(video_paths, cache_dir, num_workers=1, model_path=None, progress=True, native_logs=False):
     """{path (str): Outcome} for every video, running MediaPipe only on videos not yet in the cache.
 
     `num_workers` <= 1 runs in this process; more uses a spawn-context process pool (MediaPipe and JAX
     are not fork-safe). Missing files are a FileNotFoundError up front: they are the caller's business
-    (a builder reports them before it gets here).
+    (a builder reports them before it gets here). `native_logs`: let MediaPipe's C++ log lines through.
     """
     video_paths = [str(p) for p in video_paths]
     missing = [p for p in video_paths if not os.path.isfile(p)]
@@ -218,6 +295,8 @@ def extract_landmarks(video_paths, cache_dir, num_workers=1, model_path=None, pr
     bar = tqdm.tqdm(total=len(video_paths), desc="mouth landmarks", unit="video", disable=not progress)
 
     def record(outcome):
+        if outcome.cache_problem:
+            logging.warning("%s; deleted it and extracted %s again", outcome.cache_problem, outcome.path)
         outcomes[outcome.path] = outcome
         counts["cached"] += outcome.from_cache
         counts["skipped"] += outcome.skip_reason is not None
@@ -226,16 +305,23 @@ def extract_landmarks(video_paths, cache_dir, num_workers=1, model_path=None, pr
 
     try:
         if num_workers <= 1:
-            _init_worker(cache_dir, tag, model_path)
+            _init_worker(cache_dir, tag, model_path, native_logs)
             for path in video_paths:
                 record(_process_video(path))
         else:
-            with concurrent.futures.ProcessPoolExecutor(
-                    max_workers=num_workers, mp_context=multiprocessing.get_context("spawn"),
-                    initializer=_init_worker, initargs=(str(cache_dir), tag, model_path)) as pool:
+            pool = concurrent.futures.ProcessPoolExecutor(
+                max_workers=num_workers, mp_context=multiprocessing.get_context("spawn"),
+                initializer=_init_pool_worker, initargs=(str(cache_dir), tag, model_path, native_logs))
+            try:
                 futures = [pool.submit(_process_video, path) for path in video_paths]
                 for future in concurrent.futures.as_completed(futures):
                     record(future.result())
+            except BaseException:
+                _terminate_pool(pool)
+                logging.info("Landmarks: stopped with %d of %d videos done; they are cached in %s",
+                             len(outcomes), len(video_paths), cache_dir)
+                raise
+            pool.shutdown()
     except concurrent.futures.BrokenExecutor as error:
         raise RuntimeError(f"a landmark-extraction worker process died ({error}); the {len(outcomes)} videos "
                            f"finished so far are cached in {cache_dir}, a rerun resumes from there") from error
