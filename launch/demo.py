@@ -43,7 +43,7 @@ def _stage(number, title):
 
 
 def make_datasets(out_dir, size, num_workers):
-    from artser_jax.data import builders  # pylint: disable=g-import-not-at-top
+    from artser_jax.data import prepare  # pylint: disable=g-import-not-at-top
     from artser_jax.demo_corpora import generate_demo_corpora  # pylint: disable=g-import-not-at-top
 
     _stage(1, f"demo corpora ({size})")
@@ -51,7 +51,7 @@ def make_datasets(out_dir, size, num_workers):
     logging.info("corpora: %s", json.dumps(summary))
     _stage(2, "TFDS datasets (MediaPipe landmarks on every video frame)")
     for corpus in DEMO_CORPORA:
-        builders.prepare_dataset(corpus, out_dir / "corpora" / corpus, out_dir / "data",
+        prepare.prepare_dataset(corpus, out_dir / "corpora" / corpus, out_dir / "data",
                                  config_names=("emotion4",), num_workers=num_workers, progress=True)
 
 

@@ -22,12 +22,12 @@ import sys
 from absl import app
 from absl import flags
 
-from artser_jax.data import audio, builders, textgrid
+from artser_jax.data import audio, builders, corpora, prepare, textgrid
 
-_CORPUS = flags.DEFINE_enum("corpus", None, sorted(builders.BUILDERS), "Which corpus to build.", required=True)
+_CORPUS = flags.DEFINE_enum("corpus", None, corpora.names(), "Which corpus to build.", required=True)
 _MANUAL_DIR = flags.DEFINE_string("manual_dir", None, "The corpus as the user has it on disk.", required=True)
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data_dir to build into.", required=True)
-_CONFIGS = flags.DEFINE_list("configs", ["emotion4"], "Builder configs to build (see builders.py).")
+_CONFIGS = flags.DEFINE_list("configs", ["emotion4"], "Builder configs to build (see the corpus's builder module).")
 _NUM_WORKERS = flags.DEFINE_integer("num_workers", os.cpu_count() or 1, "Landmark-extraction processes.")
 _VERIFY = flags.DEFINE_bool("verify", False, "Check the media against a manifest before extracting.")
 _MANIFEST = flags.DEFINE_string("manifest", None, "Manifest for --verify (default <manual_dir>/media-manifest.tsv).")
@@ -63,7 +63,7 @@ def main(argv):
     for stop_signal in (signal.SIGTERM, signal.SIGINT):
         signal.signal(stop_signal, _request_stop)
     try:
-        results = builders.prepare_dataset(
+        results = prepare.prepare_dataset(
             _CORPUS.value, _MANUAL_DIR.value, _DATA_DIR.value, config_names=_CONFIGS.value,
             num_workers=_NUM_WORKERS.value, verify=_VERIFY.value, manifest_path=_MANIFEST.value,
             max_skip_fraction=_MAX_SKIP_FRACTION.value, landmark_cache_dir=_LANDMARK_CACHE_DIR.value,
@@ -76,7 +76,7 @@ def main(argv):
     except (FileNotFoundError, ValueError, RuntimeError, audio.AudioError, textgrid.TextGridError) as error:
         raise SystemExit(f"error: {error}")
     for config, (status, path) in results.items():
-        print(f"{builders.BUILDERS[_CORPUS.value].name}/{config}: {status} at {path}")
+        print(f"{corpora.get(_CORPUS.value).builder.name}/{config}: {status} at {path}")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ per test session by the real builders (MediaPipe on every frame); read them with
 
 import pytest
 
-from artser_jax.data import builders
+from artser_jax.data import prepare
 
 TINY_CONFIG = "emotion4"
 
@@ -17,6 +17,6 @@ TINY_CONFIG = "emotion4"
 def tiny_data_dir(tiny_corpora, tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("tiny_data")
     for corpus in ("crema_d", "msp_improv"):
-        builders.prepare_dataset(corpus, tiny_corpora / corpus, data_dir, config_names=(TINY_CONFIG,),
+        prepare.prepare_dataset(corpus, tiny_corpora / corpus, data_dir, config_names=(TINY_CONFIG,),
                                  num_workers=2, progress=False)
     return data_dir

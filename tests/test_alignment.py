@@ -11,7 +11,7 @@ import soundfile
 import tensorflow_datasets as tfds
 
 from artser_jax import alignment, assets
-from artser_jax.data import builders, crema_d, textgrid
+from artser_jax.data import builders, crema_d, prepare, textgrid
 from artser_jax.demo_corpora import plan
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -106,7 +106,7 @@ def test_align_command_writes_textgrids_the_crema_d_builder_reads(tiny_corpora, 
         f"crema_d: {len(stems)} of {len(stems)} utterances aligned ({len(stems)} already present)")
 
     data_dir = tmp_path / "data"
-    results = builders.prepare_dataset(
+    results = prepare.prepare_dataset(
         "crema_d", manual_dir, data_dir, config_names=("emotion4",), alignment_dir=align_dir,
         landmark_cache_dir=tiny_data_dir / "landmark_cache", progress=False)
     assert results["emotion4"][0] == "built"
@@ -143,7 +143,7 @@ def test_align_command_msp_improv_transcripts_and_skipped_turns(tiny_corpora, ti
     assert set(alignment.skip_reasons(align_dir)) == missing
 
     data_dir = tmp_path / "data"
-    results = builders.prepare_dataset(
+    results = prepare.prepare_dataset(
         "msp_improv", tiny_corpora / "msp_improv", data_dir, config_names=("emotion4",), alignment_dir=align_dir,
         landmark_cache_dir=tiny_data_dir / "landmark_cache", progress=False)
     skip_rows = [line.split("\t") for line in

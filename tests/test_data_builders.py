@@ -18,7 +18,7 @@ import tensorflow_datasets as tfds
 from artser_jax import input_pipeline
 from artser_jax import landmarks
 from artser_jax import segments
-from artser_jax.data import audio, builders, crema_d, msp_improv
+from artser_jax.data import audio, builders, corpora, crema_d, crema_d_builder, msp_improv, prepare
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SPLITS = ("train", "validation", "test")
@@ -56,7 +56,7 @@ def test_tiny_dataset_reads_back_through_grain(tiny_data_dir, tiny_corpora, corp
     expected = (_expected_crema_d if corpus == "crema_d" else _expected_msp_improv)(manual_dir)
     report = (tiny_data_dir / name / "emotion4" / "1.0.0" / builders.SKIP_REPORT).read_text().splitlines()
     assert report == ["utterance_id\tfile\treason"], "the demo corpora have no bad media"
-    classes = list(builders.BUILDERS[corpus].builder_configs["emotion4"].classes)
+    classes = list(corpora.get(corpus).builder.builder_configs["emotion4"].classes)
     speakers = {}
     for split in SPLITS:
         examples = _read_all(name, split, tiny_data_dir)
@@ -116,14 +116,14 @@ def test_bad_media_are_skipped_with_reasons(tiny_corpora, tiny_data_dir, tmp_pat
     build = dict(config_names=("emotion4",), landmark_cache_dir=tiny_data_dir / "landmark_cache", progress=False)
 
     with pytest.raises(RuntimeError, match=r"3 of \d+ clips .* more than max_skip_fraction=1.0%"):
-        builders.prepare_dataset("crema_d", manual_dir, data_dir, max_skip_fraction=0.01, **build)
-    assert not builders.CremaDAv(config="emotion4", data_dir=str(data_dir)).is_prepared()
+        prepare.prepare_dataset("crema_d", manual_dir, data_dir, max_skip_fraction=0.01, **build)
+    assert not crema_d_builder.CremaDAv(config="emotion4", data_dir=str(data_dir)).is_prepared()
     assert (data_dir / f"crema_d_av-emotion4-FAILED-{builders.SKIP_REPORT}").is_file()
     assert not list((data_dir / "crema_d_av" / "emotion4").glob("*/dataset_info.json"))
     # The failed build cached every video it extracted: the rebuild below extracts nothing new.
     cached_entries = sorted((tiny_data_dir / "landmark_cache").iterdir())
 
-    results = builders.prepare_dataset("crema_d", manual_dir, data_dir, max_skip_fraction=0.5, **build)
+    results = prepare.prepare_dataset("crema_d", manual_dir, data_dir, max_skip_fraction=0.5, **build)
     status, path = results["emotion4"]
     assert status == "built"
     assert sorted((tiny_data_dir / "landmark_cache").iterdir()) == cached_entries
@@ -135,12 +135,12 @@ def test_bad_media_are_skipped_with_reasons(tiny_corpora, tiny_data_dir, tmp_pat
     assert reasons[undecodable].startswith("undecodable video")
     built = {segments.text_value(e["utterance_id"]) for e in _read_all("crema_d_av", "train", data_dir)}
     assert built == set(train_stems) - set(reasons)
-    assert builders.prepare_dataset("crema_d", manual_dir, data_dir, **build)["emotion4"][0] == "already built"
+    assert prepare.prepare_dataset("crema_d", manual_dir, data_dir, **build)["emotion4"][0] == "already built"
 
 
 def test_bad_input_fails_naming_the_file(tiny_corpora, tmp_path):
     with pytest.raises(FileNotFoundError, match=r"nowhere: manual directory not found"):
-        builders.prepare_dataset("crema_d", tmp_path / "nowhere", tmp_path / "data")
+        prepare.prepare_dataset("crema_d", tmp_path / "nowhere", tmp_path / "data")
 
     msp = tmp_path / "msp_improv"
     shutil.copytree(tiny_corpora / "msp_improv", msp)
@@ -148,23 +148,23 @@ def test_bad_input_fails_naming_the_file(tiny_corpora, tmp_path):
     lines = label_file.read_text().splitlines()
     label_file.unlink()
     with pytest.raises(FileNotFoundError, match=r"not a msp_improv manual directory: it lacks Evaluation.txt \(or "):
-        builders.prepare_dataset("msp_improv", msp, tmp_path / "data")
+        prepare.prepare_dataset("msp_improv", msp, tmp_path / "data")
     label_file.write_text("\n".join(lines[:3] + ["UTD-IMPROV-S01A-F01-S-FM01.avi; A; A:3.0; V:loud; D:3.0;"]
                                     + lines[3:]) + "\n")
     with pytest.raises(ValueError, match=rf"{label_file.name}:4: 'loud' is not a number"):
-        builders.prepare_dataset("msp_improv", msp, tmp_path / "data")
+        prepare.prepare_dataset("msp_improv", msp, tmp_path / "data")
 
     crema = _crema_d_copy(tiny_corpora, tmp_path)
     stray = crema / "AudioWAV" / "take2.wav"
     shutil.copy(next((crema / "AudioWAV").glob("*.wav")), stray)
     with pytest.raises(ValueError, match=r"take2.wav: 'take2' does not match the CREMA-D file-name pattern"):
-        builders.prepare_dataset("crema_d", crema, tmp_path / "data")
+        prepare.prepare_dataset("crema_d", crema, tmp_path / "data")
     stray.unlink()
     resampled = crema / "AudioWAV" / f"{_train_stems(crema)[0]}.wav"
     samples, rate = soundfile.read(resampled)
     soundfile.write(resampled, samples[::2], rate // 2)
     with pytest.raises(audio.AudioError, match=rf"{resampled.name}: sample rate 8000 Hz, but crema_d audio is 16000"):
-        builders.prepare_dataset("crema_d", crema, tmp_path / "data")
+        prepare.prepare_dataset("crema_d", crema, tmp_path / "data")
     assert not (tmp_path / "data" / "crema_d_av" / "emotion4" / "1.0.0").exists()
 
 
@@ -215,7 +215,7 @@ def test_verify_reports_bad_media_before_extraction(tiny_corpora, tmp_path):
     flipped.write_bytes(bytes(content))
     data_dir = tmp_path / "data"
     with pytest.raises(RuntimeError, match=r"2 of \d+ media files do not match the manifest: 1 corrupted, 1 truncated"):
-        builders.prepare_dataset("crema_d", manual_dir, data_dir, verify=True, progress=False)
+        prepare.prepare_dataset("crema_d", manual_dir, data_dir, verify=True, progress=False)
     report = (data_dir / "crema_d-media-verification.tsv").read_text()
     assert f"truncated\t{truncated.relative_to(manual_dir)}" in report
     assert f"corrupted\t{flipped.relative_to(manual_dir)}" in report

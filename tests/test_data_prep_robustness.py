@@ -18,7 +18,7 @@ import soundfile
 import tensorflow_datasets as tfds
 
 from artser_jax import assets
-from artser_jax.data import builders, crema_d, landmark_extraction, media_checks
+from artser_jax.data import builders, crema_d, crema_d_builder, landmark_extraction, media_checks, prepare
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 PREPARE_DATA = str(REPO / "launch" / "prepare_data.py")
@@ -155,7 +155,7 @@ def test_force_rebuilds_and_a_failed_rebuild_keeps_the_previous(tiny_corpora, ti
     manual_dir, cache_dir = _crema_d_copy(tiny_corpora, tiny_data_dir, tmp_path)
     data_dir = tmp_path / "data"
     build = dict(landmark_cache_dir=cache_dir, progress=False)
-    assert builders.prepare_dataset("crema_d", manual_dir, data_dir, **build)["emotion4"][0] == "built"
+    assert prepare.prepare_dataset("crema_d", manual_dir, data_dir, **build)["emotion4"][0] == "built"
     removed = _train_stems(manual_dir)[0]
     (manual_dir / "AudioWAV" / f"{removed}.wav").unlink()
     command = [sys.executable, PREPARE_DATA, "--corpus=crema_d", f"--manual_dir={manual_dir}",
@@ -175,8 +175,8 @@ def test_force_rebuilds_and_a_failed_rebuild_keeps_the_previous(tiny_corpora, ti
     for stem in _train_stems(manual_dir)[1:6]:
         (manual_dir / "AudioWAV" / f"{stem}.wav").unlink()
     with pytest.raises(RuntimeError, match="more than max_skip_fraction"):
-        builders.prepare_dataset("crema_d", manual_dir, data_dir, force=True, **build)
-    assert builders.CremaDAv(config="emotion4", data_dir=str(data_dir)).is_prepared()
+        prepare.prepare_dataset("crema_d", manual_dir, data_dir, force=True, **build)
+    assert crema_d_builder.CremaDAv(config="emotion4", data_dir=str(data_dir)).is_prepared()
     assert _skip_reasons(path).keys() == {removed}, "the previous build is back"
     assert sorted(p.name for p in path.parent.iterdir()) == ["1.0.0"]
 
@@ -197,9 +197,9 @@ def test_empty_or_wrong_manual_dir_is_one_line_naming_the_layout(tmp_path, layou
     problem = ("the crema_d_av manual directory is empty" if layout == "empty" else
                "not a crema_d manual directory: it lacks AudioWAV/*.wav, VideoFlash/, SentenceFilenames.csv, "
                "VideoDemographics.csv, processedResults/summaryTable.csv")
-    assert lines[-1] == f"error: {manual_dir}: {problem}. {builders.CremaDAv.MANUAL_DOWNLOAD_INSTRUCTIONS}"
+    assert lines[-1] == f"error: {manual_dir}: {problem}. {crema_d_builder.CremaDAv.MANUAL_DOWNLOAD_INSTRUCTIONS}"
     with pytest.raises(FileNotFoundError, match=r"the release folder as the manual dir. It must hold Evaluation"):
-        builders.prepare_dataset("msp_improv", manual_dir, tmp_path / "data")
+        prepare.prepare_dataset("msp_improv", manual_dir, tmp_path / "data")
 
 
 def _cut_video_to_one_frame(path):
@@ -226,11 +226,11 @@ def test_inconsistent_media_are_skipped_with_all_three_durations(tiny_corpora, t
     build = dict(landmark_cache_dir=cache_dir, progress=False)
 
     with pytest.raises(RuntimeError, match=r"2 of \d+ clips .* more than max_skip_fraction=1.0%"):
-        builders.prepare_dataset("crema_d", manual_dir, data_dir, max_skip_fraction=0.01, **build)
+        prepare.prepare_dataset("crema_d", manual_dir, data_dir, max_skip_fraction=0.01, **build)
     failed_report = data_dir / f"crema_d_av-emotion4-FAILED-{builders.SKIP_REPORT}"
     assert failed_report.is_file()
 
-    status, path = builders.prepare_dataset("crema_d", manual_dir, data_dir, **build)["emotion4"]
+    status, path = prepare.prepare_dataset("crema_d", manual_dir, data_dir, **build)["emotion4"]
     assert status == "built"
     assert not failed_report.exists(), "a successful build removes the stale FAILED report"
     reasons = _skip_reasons(path)

@@ -27,7 +27,8 @@ SHORT_RUN = ("--config.total_steps=2", "--config.eval_every=2", "--config.log_ev
              "--config.input.source_batch_size=8", "--config.input.target_batch_size=8",
              "--config.input.eval_batch_size=8", "--config.input.max_seconds=1.5",
              "--config.model.transformer_width=16", "--config.model.transformer_heads=2",
-             "--config.model.classifier_hidden=16", "--config.optimizer.warmup_steps=1")
+             "--config.model.classifier_hidden=16", "--config.model.logmel.width=16", "--config.model.logmel.n_mels=16",
+             "--config.optimizer.warmup_steps=1")
 
 
 def _commands(text):
@@ -73,18 +74,17 @@ def stand_ins(tiny_corpora, tiny_data_dir, tmp_path_factory):
     return root
 
 
-def _run(command, root, extra=()):
+def _run(command, root, extra=(), env=None):
     words = shlex.split(command.replace("/data/", f"{root}/data/").replace("$DATA", f"{root}/data/tfds"))
     words = [sys.executable if w in (".venv/bin/python", "python") else w for w in words]
     words = [w.replace("--workdir=runs/", f"--workdir={root}/runs/").replace("--model=runs/", f"--model={root}/runs/")
              for w in words]
-    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-    result = subprocess.run(words + list(extra), cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    result = subprocess.run(words + list(extra), cwd=REPO, env=env or dict(os.environ), capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, f"{command}\n{result.stderr[-5000:]}"
     return result
 
 
-def test_readme_real_corpus_recipe_runs_as_written(stand_ins):
+def test_readme_real_corpus_recipe_runs_as_written(stand_ins, tiny_training):
     commands = readme_real_corpus_commands()
     assert [c.split()[1] for c in commands] == [
         "launch/align.py", "launch/align.py", "launch/prepare_data.py", "launch/prepare_data.py",
@@ -92,7 +92,8 @@ def test_readme_real_corpus_recipe_runs_as_written(stand_ins):
         "launch/predict.py"]
     for command in commands:
         script = command.split()[1]
-        result = _run(command, stand_ins, SHORT_RUN if script in ("launch/train.py", "launch/evaluate.py") else ())
+        result = _run(command, stand_ins, SHORT_RUN if script in ("launch/train.py", "launch/evaluate.py") else (),
+                      env=tiny_training.env())
         if script == "launch/align.py" and "msp_improv" in command:
             coverage = (stand_ins / "data" / "align" / "msp_improv" / "alignment_coverage.tsv").read_text()
             assert "\tno_transcript\twindows\t" in coverage
@@ -104,10 +105,10 @@ def test_readme_real_corpus_recipe_runs_as_written(stand_ins):
 
 
 @pytest.mark.parametrize("config_name", ["crema_to_msp", "msp_to_crema", "real_corpora"])
-def test_real_corpus_config_docstring_commands_run_as_written(stand_ins, config_name):
+def test_real_corpus_config_docstring_commands_run_as_written(stand_ins, tiny_training, config_name):
     if not (stand_ins / "data" / "tfds" / "gestures_msp_crema.npz").exists():
         pytest.fail("test_readme_real_corpus_recipe_runs_as_written must run first (it builds the datasets)")
     commands = docstring_commands(config_name)
     assert commands, f"configs/{config_name}.py documents no command"
     for command in commands:
-        _run(command, stand_ins, SHORT_RUN)
+        _run(command, stand_ins, SHORT_RUN, env=tiny_training.env())

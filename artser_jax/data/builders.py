@@ -1,4 +1,6 @@
-"""TFDS builders `crema_d_av` and `msp_improv_av`: audio, mouth landmarks, phones and labels per utterance.
+"""The shared TFDS builder of an audio-visual emotion corpus: audio, mouth landmarks, phones and labels per
+utterance. Each corpus subclasses `AudioVisualBuilder` in its own module (`crema_d_builder`,
+`msp_improv_builder`) and registers in `corpora`; `prepare.prepare_dataset` builds one.
 
 TensorFlow-free: every feature is a `Tensor`, `ClassLabel` or `Text`, the files are ArrayRecord, and the
 datasets are read with `tfds.data_source(...)` into Grain. Both read a manual directory in the corpus's
@@ -35,7 +37,7 @@ import tqdm
 from artser_jax import alignment, assets
 from artser_jax import landmarks as face_landmarks
 from artser_jax.data import audio as audio_io
-from artser_jax.data import crema_d, landmark_extraction, media_checks, msp_improv, textgrid
+from artser_jax.data import landmark_extraction, media_checks, textgrid
 
 SAMPLE_RATE = audio_io.SAMPLE_RATE
 SKIP_REPORT = "skip_report.tsv"
@@ -87,7 +89,7 @@ def read_phones(path):
     return textgrid.phone_arrays(path)
 
 
-class _AudioVisualBuilder(tfds.core.GeneratorBasedBuilder):
+class AudioVisualBuilder(tfds.core.GeneratorBasedBuilder):
     """Shared build logic; subclasses list the clips of their corpus."""
 
     VERSION = tfds.core.Version("1.0.0")
@@ -95,6 +97,7 @@ class _AudioVisualBuilder(tfds.core.GeneratorBasedBuilder):
     CORPUS = None
     # Sample rate that defines the corpus (a file at another rate is an error); None: resample anything.
     REQUIRED_SAMPLE_RATE = None
+    MANIFEST_PREFIXES = None  # paths of a `--verify` manifest the builder reads (None: all of them)
 
     @tfds.core.utils.classproperty
     @classmethod
@@ -290,257 +293,3 @@ class _AudioVisualBuilder(tfds.core.GeneratorBasedBuilder):
                 "phone_labels": phone_labels,
                 "corpus": self.CORPUS,
             }
-
-
-class CremaDConfig(tfds.core.BuilderConfig):
-    """Classes (4 or 6) and label source (intended emotion or a perceived majority vote)."""
-
-    def __init__(self, *, classes, label_source, **kwargs):
-        super().__init__(**kwargs)
-        self.classes = tuple(classes)
-        self.label_source = label_source
-
-
-def _crema_d_configs():
-    configs = []
-    for classes in (crema_d.EMOTIONS_4, crema_d.EMOTIONS_6):
-        for source, suffix in (("intended", ""), ("voice_vote", "_voice"), ("multimodal_vote", "_multimodal")):
-            configs.append(CremaDConfig(
-                name=f"emotion{len(classes)}{suffix}", classes=classes, label_source=source,
-                description=f"{len(classes)} classes ({', '.join(classes)}), label: {source}"
-                            + (" (ties dropped)" if source != "intended" else " (from the file name)")))
-    return configs
-
-
-class CremaDAv(_AudioVisualBuilder):
-    """CREMA-D audio-visual: 16 kHz speech, mouth landmarks per video frame, actor-independent splits.
-
-    Splits follow the TFDS `crema_d` builder: sorted actor ids shuffled with RandomState(0), 70/10/20 %
-    of the actors (63/9/19) for train/validation/test.
-    """
-
-    name = "crema_d_av"
-    CORPUS = "crema_d"
-    REQUIRED_SAMPLE_RATE = 16000
-    BUILDER_CONFIGS = _crema_d_configs()
-    MANUAL_DOWNLOAD_INSTRUCTIONS = (
-        "Clone https://github.com/CheyneyComputerScience/CREMA-D with Git LFS (`git lfs pull`) and pass the "
-        "clone as the manual dir: it must hold AudioWAV/, VideoFlash/, SentenceFilenames.csv, "
-        "VideoDemographics.csv and processedResults/summaryTable.csv.")
-
-    @classmethod
-    def _missing_manual_entries(cls, manual_dir):
-        audio_dir = manual_dir / crema_d.AUDIO_DIR
-        missing = [] if next(audio_dir.glob("*.wav"), None) else [f"{crema_d.AUDIO_DIR}/*.wav"]
-        if not (manual_dir / crema_d.VIDEO_DIR).is_dir():
-            missing.append(f"{crema_d.VIDEO_DIR}/")
-        return missing + [name for name in (crema_d.SENTENCE_FILENAMES, crema_d.DEMOGRAPHICS, crema_d.SUMMARY_TABLE)
-                          if not (manual_dir / name).is_file()]
-
-    def _split_rule(self):
-        return ("by actor, TFDS crema_d algorithm: sorted actor ids, RandomState(0).shuffle, "
-                "int(p * n) cuts at 0.7 / 0.8 (63 / 9 / 19 actors)")
-
-    def _list_clips(self, manual_dir):
-        audio_dir = manual_dir / crema_d.AUDIO_DIR
-        if not audio_dir.is_dir():
-            raise FileNotFoundError(f"{audio_dir}: CREMA-D audio directory not found")
-        for path in sorted(audio_dir.glob("*.wav")):
-            crema_d.parse_stem(path.stem, source=str(path))
-        metadata = crema_d.load_metadata(manual_dir)
-        labels = metadata.labels(self.builder_config.label_source, self.builder_config.classes)
-        actor_splits = metadata.split_of_actor()
-        clips = []
-        for stem, emotion in labels.items():
-            name = crema_d.parse_stem(stem)
-            clips.append(Clip(
-                utterance_id=stem, speaker=name.actor, gender=metadata.actors[name.actor].gender,
-                sentence=name.sentence, text=name.text, emotion=emotion, split=actor_splits[name.actor],
-                audio_path=crema_d.audio_path(manual_dir, stem), video_path=crema_d.video_path(manual_dir, stem),
-                skip_reason=crema_d.KNOWN_BAD_CLIPS.get(stem)))
-        return clips
-
-
-class MspImprovConfig(tfds.core.BuilderConfig):
-    """Label source (consensus or scenario) and which sessions form the validation and test splits.
-
-    `dev_sessions` / `test_sessions` None: the second-to-last and the last session present (5 and 6 of the
-    full corpus; `msp_improv.default_sessions`). The sessions used are stored in the dataset metadata.
-    """
-
-    def __init__(self, *, label_source, dev_sessions=None, test_sessions=None, **kwargs):
-        super().__init__(**kwargs)
-        self.classes = msp_improv.EMOTIONS_4
-        self.label_source = label_source
-        self.dev_sessions = tuple(dev_sessions) if dev_sessions else None
-        self.test_sessions = tuple(test_sessions) if test_sessions else None
-
-
-def _msp_improv_configs():
-    configs = []
-    for source, suffix in (("consensus", ""), ("scenario", "_scenario")):
-        configs.append(MspImprovConfig(
-            name=f"emotion4{suffix}", label_source=source,
-            description=f"4 classes, label: {source}; validation = the second-to-last session present, "
-                        "test = the last (5 and 6 of the full corpus)"))
-        for fold, dev, test in msp_improv.leave_one_session_out_folds():
-            configs.append(MspImprovConfig(
-                name=f"emotion4{suffix}_loso{fold}", label_source=source, dev_sessions=dev, test_sessions=test,
-                description=f"4 classes, label: {source}; leave-one-session-out fold {fold}: "
-                            f"validation = session {dev}, test = session {test}"))
-    return configs
-
-
-class MspImprovAv(_AudioVisualBuilder):
-    """MSP-IMPROV audio-visual: speech resampled to 16 kHz, mouth landmarks per video frame, session splits.
-
-    Sessions are speaker-independent (two actors each); the config names the validation and test sessions,
-    the other sessions train.
-    """
-
-    name = "msp_improv_av"
-    CORPUS = "msp_improv"
-    BUILDER_CONFIGS = _msp_improv_configs()
-    MANUAL_DOWNLOAD_INSTRUCTIONS = (
-        "MSP-IMPROV is licensed: request it from the MSP lab (UT Dallas) and pass the release folder as the "
-        "manual dir. It must hold Evaluation.txt (or Evalution.txt) at its root, the audio "
-        "(Audio/session<k>/S<nn><E>/<cond>/<stem>.wav, with or without the Audio/ level) and the video "
-        "(the parallel tree of .avi files).")
-
-    @classmethod
-    def _missing_manual_entries(cls, manual_dir):
-        missing = []
-        if not any((manual_dir / name).is_file() for name in msp_improv.LABEL_FILE_NAMES):
-            missing.append(" (or ".join(msp_improv.LABEL_FILE_NAMES) + ")")
-        for suffix in (".wav", ".avi"):
-            if next(manual_dir.rglob(f"*{suffix}"), None) is None:
-                missing.append(f"any {suffix} file")
-        return missing
-
-    def _split_rule(self):
-        config = self.builder_config
-        if config.dev_sessions is None:
-            return ("by session: validation = the second-to-last session present, test = the last "
-                    "(5 and 6 of the full corpus), train = the others")
-        return (f"by session: validation = sessions {list(config.dev_sessions)}, test = sessions "
-                f"{list(config.test_sessions)}, train = the others")
-
-    def _list_clips(self, manual_dir):
-        config = self.builder_config
-        metadata = msp_improv.load_metadata(manual_dir)
-        logging.info("%s: %s has %d utterances, consensus categories %s", self.name, metadata.label_file,
-                     len(metadata.evaluations), dict(msp_improv.consensus_counts(metadata.evaluations)))
-        wavs = msp_improv.find_media(manual_dir, ".wav")
-        if not wavs:
-            raise FileNotFoundError(f"{manual_dir}: no MSP-IMPROV .wav files found (looked in all subfolders)")
-        videos = msp_improv.find_media(manual_dir, ".avi")
-        labels = metadata.labels(sorted(wavs), config.label_source, config.classes)
-        if config.dev_sessions is None:
-            dev_sessions, test_sessions = msp_improv.default_sessions(
-                msp_improv.parse_stem(stem).session for stem in labels)
-        else:
-            dev_sessions, test_sessions = config.dev_sessions, config.test_sessions
-        self.info.metadata.update(dev_sessions=list(dev_sessions), test_sessions=list(test_sessions))
-        logging.info("%s: validation sessions %s, test sessions %s", self.name, dev_sessions, test_sessions)
-        unevaluated = [stem for stem in wavs if stem not in metadata.evaluations]
-        if unevaluated:
-            logging.warning("%s: %d audio files have no line in %s (e.g. %s)", self.name, len(unevaluated),
-                            metadata.label_file, unevaluated[:3])
-        clips = []
-        for stem, emotion in labels.items():
-            name = msp_improv.parse_stem(stem)
-            clips.append(Clip(
-                utterance_id=stem, speaker=name.speaker, gender=name.gender, sentence=name.sentence, text="",
-                emotion=emotion, split=msp_improv.session_split(name.session, dev_sessions, test_sessions),
-                audio_path=wavs[stem], video_path=videos.get(stem)))
-        return clips
-
-
-BUILDERS = {"crema_d": CremaDAv, "msp_improv": MspImprovAv}
-# Manifest paths the builders read (the manifest also lists AudioMP3/, which is not needed).
-MANIFEST_PREFIXES = {"crema_d": (crema_d.AUDIO_DIR + "/", crema_d.VIDEO_DIR + "/"), "msp_improv": None}
-
-
-def prepare_dataset(corpus, manual_dir, data_dir, config_names=("emotion4",), num_workers=1, verify=False,
-                    manifest_path=None, max_skip_fraction=DEFAULT_MAX_SKIP_FRACTION, landmark_cache_dir=None,
-                    face_model_path=None, progress=True, alignment_dir=None, force=False, native_logs=False):
-    """Builds the `config_names` of a corpus's dataset into `data_dir`; {config: (status, path)}.
-
-    Idempotent: a config already built is reported as such and left alone, unless `force`: then it is
-    rebuilt (from the landmark cache, which is keyed by file content), and the previous build is put back
-    if the rebuild fails. With `verify`, the media are checked against the manifest (default
-    `<manual_dir>/media-manifest.tsv`) before any extraction, and any missing, truncated or corrupted file
-    stops the build with a report. A successful build removes a `*-FAILED-skip_report.tsv` of an earlier
-    failed one. `alignment_dir`: the phone TextGrids come from there (`launch/align.py`'s output or
-    MFA's) instead of beside the audio.
-    """
-    if corpus not in BUILDERS:
-        raise ValueError(f"unknown corpus {corpus!r}; choose one of {sorted(BUILDERS)}")
-    manual_dir = pathlib.Path(manual_dir).expanduser()
-    BUILDERS[corpus].check_manual_dir(manual_dir)
-    if alignment_dir is not None and not pathlib.Path(alignment_dir).expanduser().is_dir():
-        raise FileNotFoundError(f"{alignment_dir}: alignment directory not found (write it with launch/align.py)")
-    data_dir = pathlib.Path(data_dir).expanduser()
-    unknown = [name for name in config_names if name not in BUILDERS[corpus].builder_configs]
-    if unknown:
-        raise ValueError(f"unknown {BUILDERS[corpus].name} configs {unknown}; known: "
-                         f"{sorted(BUILDERS[corpus].builder_configs)}")
-    builder_kwargs = dict(num_workers=num_workers, max_skip_fraction=max_skip_fraction,
-                          landmark_cache_dir=landmark_cache_dir, face_model_path=face_model_path, progress=progress,
-                          alignment_dir=alignment_dir and str(pathlib.Path(alignment_dir).expanduser()),
-                          native_logs=native_logs)
-    builders = {name: BUILDERS[corpus](config=name, data_dir=str(data_dir), **builder_kwargs)
-                for name in config_names}
-    results = {}
-    for name, builder in builders.items():
-        if builder.is_prepared() and not force:
-            logging.info("%s/%s is already built at %s; nothing to do (--force rebuilds it)", builder.name, name,
-                         builder.data_path)
-            results[name] = ("already built", builder.data_path)
-    if verify and len(results) < len(builders):
-        _verify_media(corpus, manual_dir, data_dir, manifest_path, progress)
-    for name, builder in builders.items():
-        if name in results:
-            continue
-        previous = None
-        if builder.is_prepared():
-            previous = builder.data_path.parent / f".{builder.data_path.name}-replaced-by-force"
-            if previous.exists():
-                shutil.rmtree(previous)
-            builder.data_path.rename(previous)
-            # A fresh builder: the old one carries the replaced dataset's info.
-            builder = BUILDERS[corpus](config=name, data_dir=str(data_dir), **builder_kwargs)
-        try:
-            # try_download_gcs=False: these datasets are never on TFDS's bucket, so do not probe the network.
-            builder.download_and_prepare(
-                file_format="array_record",
-                download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir), try_download_gcs=False))
-        except BaseException:
-            if previous is not None:
-                previous.rename(builder.data_path)
-                logging.warning("%s/%s: the forced rebuild failed; the previous build is back at %s",
-                                builder.name, name, builder.data_path)
-            raise
-        if previous is not None:
-            shutil.rmtree(previous)
-        builder.failed_report_path.unlink(missing_ok=True)
-        logging.info("%s/%s built at %s", builder.name, name, builder.data_path)
-        results[name] = ("rebuilt" if previous is not None else "built", builder.data_path)
-    return results
-
-
-def _verify_media(corpus, manual_dir, data_dir, manifest_path, progress):
-    from artser_jax.data import manifest
-
-    manifest_path = pathlib.Path(manifest_path or manual_dir / manifest.MANIFEST_NAME)
-    if not manifest_path.is_file():
-        raise FileNotFoundError(f"{manifest_path}: media manifest not found; pass --manifest=PATH to verify "
-                                f"(for CREMA-D: the media-manifest.tsv shipped with the metadata)")
-    report = manifest.verify_media(manual_dir, manifest.read_manifest(manifest_path),
-                                   prefixes=MANIFEST_PREFIXES[corpus], progress=progress)
-    logging.info("media verification: %s", report.summary())
-    if not report.ok:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        report_path = data_dir / f"{corpus}-media-verification.tsv"
-        report.write_tsv(report_path)
-        raise RuntimeError(f"{manual_dir}: {report.summary()}\nFull report: {report_path}")

@@ -2,14 +2,15 @@
 
 An entry names the TFDS builder that reads the corpus as it ships (`artser_jax.data.builders`), the
 builder config holding the 4-class task shared by every corpus, and the split names. Adding a corpus is
-one builder module (a `tfds.core.GeneratorBasedBuilder` with the features of `builders._features`) and one
+one builder module (a subclass of `builders.AudioVisualBuilder`, like `crema_d_builder.py`) and one
 `register` call; configs, `launch/prepare_data.py` and the demo then accept its name.
 """
 
 import dataclasses
 
 from artser_jax import registry
-from artser_jax.data import builders
+from artser_jax.data import crema_d_builder
+from artser_jax.data import msp_improv_builder
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,5 +34,5 @@ get = _REGISTRY.get
 names = _REGISTRY.names
 
 
-register(Corpus("crema_d", builders.CremaDAv))
-register(Corpus("msp_improv", builders.MspImprovAv))
+register(Corpus("crema_d", crema_d_builder.CremaDAv))
+register(Corpus("msp_improv", msp_improv_builder.MspImprovAv))
