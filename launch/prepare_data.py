@@ -22,9 +22,12 @@ import sys
 from absl import app
 from absl import flags
 
+from artser_jax import extensions
 from artser_jax.data import audio, builders, corpora, prepare, textgrid
 
-_CORPUS = flags.DEFINE_enum("corpus", None, corpora.names(), "Which corpus to build.", required=True)
+_CORPUS = flags.DEFINE_string("corpus", None, f"Which corpus to build: a name of the corpus registry "
+                               f"({', '.join(corpora.names())}, or one of --extension_modules).", required=True)
+_EXTENSION_MODULES = extensions.define_flag()
 _MANUAL_DIR = flags.DEFINE_string("manual_dir", None, "The corpus as the user has it on disk.", required=True)
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data_dir to build into.", required=True)
 _CONFIGS = flags.DEFINE_list("configs", ["emotion4"], "Builder configs to build (see the corpus's builder module).")
@@ -80,4 +83,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    extensions.import_from_argv(sys.argv)
     app.run(main)

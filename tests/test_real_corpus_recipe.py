@@ -79,7 +79,8 @@ def _run(command, root, extra=(), env=None):
     words = [sys.executable if w in (".venv/bin/python", "python") else w for w in words]
     words = [w.replace("--workdir=runs/", f"--workdir={root}/runs/").replace("--model=runs/", f"--model={root}/runs/")
              for w in words]
-    result = subprocess.run(words + list(extra), cwd=REPO, env=env or dict(os.environ), capture_output=True, text=True, timeout=900)
+    result = subprocess.run(words + list(extra), cwd=REPO, env=env or dict(os.environ), capture_output=True,
+                            text=True, timeout=900)
     assert result.returncode == 0, f"{command}\n{result.stderr[-5000:]}"
     return result
 
