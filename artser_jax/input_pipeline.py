@@ -212,7 +212,7 @@ def open_data_source(tfds_name, split, data_dir):
     """`tfds.data_source` of `tfds_name` (`name` or `name/config`) for one of our builders (registering
     them first); a one-line error naming `data_dir` and what it holds when the dataset is not there."""
     import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-    from artser_jax.data import builders  # noqa: F401  pylint: disable=unused-import,g-import-not-at-top
+    from artser_jax.data import corpora  # noqa: F401  (registers the builders)  pylint: disable=unused-import,g-import-not-at-top
 
     if not pathlib.Path(data_dir).is_dir():
         raise FileNotFoundError(f"data_dir {data_dir} does not exist; prepare the datasets into it with "

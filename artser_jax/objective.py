@@ -3,7 +3,6 @@
 The method comes from the methods registry (`artser_jax.methods`); nothing here knows a method by name.
 """
 
-import jax
 import jax.numpy as jnp
 import optax
 from flax import nnx

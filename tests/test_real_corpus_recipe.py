@@ -7,7 +7,6 @@ run lengths are shortened (appended overrides); every command and flag is the do
 """
 
 import os
-import pathlib
 import re
 import shlex
 import shutil

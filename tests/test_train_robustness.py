@@ -35,7 +35,7 @@ def test_second_run_into_a_workdir_in_use_fails_and_the_first_is_intact(tiny_tra
     _, first_stderr = first.communicate(timeout=300)
     assert first.returncode == 0, first_stderr[-4000:]
     assert second.returncode == 2
-    assert f"is in use by another run (host " in second.stderr and f"pid {first.pid}" in second.stderr
+    assert "is in use by another run (host " in second.stderr and f"pid {first.pid}" in second.stderr
     assert json.loads((workdir / "config.json").read_text())["seed"] == 0
     steps = [r["step"] for r in evaluation.read_metrics(workdir) if "loss" in r]
     assert steps == list(range(1, TOTAL_STEPS + 1))  # one run's steps, once each
@@ -54,7 +54,7 @@ def test_lock_of_a_dead_process_is_taken_over(tmp_path, caplog):
     holder.wait()
     with workdir_lock.WorkdirLock(tmp_path):
         assert f"pid {os.getpid()}" in (tmp_path / workdir_lock.LOCK_FILE).read_text()
-    assert f"taking over the lock left by host" in caplog.text and f"pid {holder.pid}" in caplog.text
+    assert "taking over the lock left by host" in caplog.text and f"pid {holder.pid}" in caplog.text
 
 
 def _damage(path, how):

@@ -27,7 +27,6 @@ import dataclasses
 import inspect
 import logging
 import pathlib
-import shutil
 
 from etils import epath
 import numpy as np

@@ -1,5 +1,7 @@
 """TFDS builder `msp_improv_av`: MSP-IMPROV as it ships (docs/data.md section 2)."""
 
+import logging
+
 import tensorflow_datasets as tfds
 
 from artser_jax.data import builders
