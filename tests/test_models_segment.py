@@ -128,7 +128,7 @@ def test_bad_arguments_are_refused(tmp_path):
     with pytest.raises(ValueError, match="layer_selection"):
         segment_model.SegmentEmotionModel(None, layer_selection=5, feature_dim=4, num_hidden_states=3,
                                           frame_hop_seconds=0.02, frame_window_seconds=0.025, rngs=nnx.Rngs(0))
-    with pytest.raises(ValueError, match="unknown encoder 'mfcc'; registered: logmel, wav2vec2, wavlm"):
+    with pytest.raises(ValueError, match="unknown encoder .mfcc.; registered: .*logmel.*wav2vec2.*wavlm"):
         encoders.get("mfcc")
     with pytest.raises(FileNotFoundError, match="feature store"):
         features.FeatureStore(tmp_path)
