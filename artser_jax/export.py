@@ -30,6 +30,7 @@ from artser_jax import sharding
 from artser_jax import sidecar
 from artser_jax import train_state
 from artser_jax.models import encoders
+from artser_jax.models import segment_model
 
 ENCODER_FOLDER = "encoder"  # inside the export, relative so the export can be moved
 
@@ -54,10 +55,12 @@ def _portable_forms(directory, model, metadata):
     """Writes model.stablehlo and model.onnx; returns the sidecar's `portable` record."""
     max_segments = int(metadata["segments"]["max_segments"])
     min_samples = int(round(metadata["min_audio_seconds"] * metadata["sample_rate"]))
+    # The exported function places frame centres for up to MAX_SYMBOLIC_FRAMES frames.
+    max_samples = int(segment_model.MAX_SYMBOLIC_FRAMES * model.encoder.frame_hop_seconds * metadata["sample_rate"])
     function = portable.probabilities_function(model)
-    specs = portable.input_specs(max_segments, min_samples)
+    specs = portable.input_specs(max_segments, min_samples, max_samples)
     record = {"inputs": list(portable.INPUT_NAMES), "output": portable.OUTPUT_NAME, "max_segments": max_segments,
-              "min_samples": min_samples, "stablehlo": None, "onnx": None}
+              "min_samples": min_samples, "max_samples": max_samples, "stablehlo": None, "onnx": None}
     check_inputs = portable.parity_inputs(metadata["sample_rate"], metadata["max_seconds"], max_segments)
     reference = np.asarray(jax.jit(function)(*check_inputs))
     try:

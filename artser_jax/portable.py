@@ -39,9 +39,10 @@ def probabilities_function(model):
     return probabilities
 
 
-def input_specs(max_segments, min_samples):
-    """Shape-polymorphic input specs: batch `b` and length `n >= min_samples` symbolic."""
-    batch, length = jax_export.symbolic_shape("b, n", constraints=(f"n >= {int(min_samples)}",))
+def input_specs(max_segments, min_samples, max_samples):
+    """Shape-polymorphic input specs: batch `b` and length `min_samples <= n <= max_samples` symbolic."""
+    batch, length = jax_export.symbolic_shape(
+        "b, n", constraints=(f"n >= {int(min_samples)}", f"n <= {int(max_samples)}"))
     return (jax.ShapeDtypeStruct((batch, length), jnp.float32), jax.ShapeDtypeStruct((batch, length), jnp.bool_),
             jax.ShapeDtypeStruct((batch, max_segments), jnp.float32),
             jax.ShapeDtypeStruct((batch, max_segments), jnp.float32),

@@ -51,7 +51,11 @@ class JaxBackend:
             model(*inputs, deterministic=True).logits.astype("float32"), axis=-1))
 
     def __call__(self, *inputs):
-        return np.asarray(self._forward(self.model, *inputs))
+        # Batches padded to a power of two (rows of zeros, masked out): a few compilations, not one per size.
+        count = len(inputs[0])
+        padded = [np.concatenate([x, np.zeros((2 ** math.ceil(math.log2(count)) - count, *x.shape[1:]), x.dtype)])
+                  for x in inputs]
+        return np.asarray(self._forward(self.model, *padded))[:count]
 
 
 class OnnxBackend:
@@ -71,6 +75,7 @@ class OnnxBackend:
         if labels != self.metadata["labels"]:
             raise sidecar.ExportError(f"{path}: labels {labels} differ from the sidecar's {self.metadata['labels']}")
         self.input_names = [x.name for x in self.session.get_inputs()]
+        self.max_samples = int(record["max_samples"])
 
     def __call__(self, *inputs):
         return self.session.run(None, dict(zip(self.input_names, inputs)))[0]
@@ -105,6 +110,10 @@ class Predictor:
         if not (self.window_seconds >= self.min_seconds and self.hop_seconds > 0):
             raise ValueError(f"max_seconds must be at least one encoder frame ({self.min_seconds} s) and "
                              f"hop_seconds positive; got {self.window_seconds} and {self.hop_seconds}")
+        longest = getattr(self.backend, "max_samples", None)
+        if longest is not None and self.window_seconds * self.sample_rate > longest:
+            raise ValueError(f"max_seconds {self.window_seconds} is longer than the exported model takes "
+                             f"({longest / self.sample_rate:.0f} s)")
         self._warned_windows = False
 
     def _segments(self, path, samples, capacity):

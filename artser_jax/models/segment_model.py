@@ -16,8 +16,6 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from artser_jax.models.frames import arange
-
 
 
 class SegmentModelOutput(NamedTuple):
@@ -31,8 +29,17 @@ def selectable_layers(encoder_output):
     return (*encoder_output.hidden_states[:-1], encoder_output.frames)
 
 
+# Frames whose centres a shape-polymorphic export (symbolic frame count) can place exactly.
+MAX_SYMBOLIC_FRAMES = 2 ** 16
+
+
 def frame_centres(num_frames, hop_seconds, window_seconds):
-    return arange(num_frames, dtype=np.float32) * hop_seconds + window_seconds / 2
+    if jax.core.is_constant_dim(num_frames):
+        return np.arange(num_frames, dtype=np.float32) * hop_seconds + window_seconds / 2
+    # A symbolic frame count (jax.export): these numpy centres, gathered. Computed on the device, the
+    # multiply and add fuse into one rounding and move frames lying on a segment boundary across it.
+    table = frame_centres(MAX_SYMBOLIC_FRAMES, hop_seconds, window_seconds)
+    return jnp.take(jnp.asarray(table), jax.lax.iota(jnp.int32, num_frames), mode="clip")
 
 
 def segment_pooling_weights(centres, frame_mask, seg_start, seg_end, seg_mask):
