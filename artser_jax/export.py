@@ -75,10 +75,11 @@ def _portable_forms(directory, model, metadata):
     try:
         import onnxruntime  # pylint: disable=g-import-not-at-top
 
+        from artser_jax import predict  # pylint: disable=g-import-not-at-top  (predict imports export lazily)
+
         started = time.perf_counter()
         (directory / portable.ONNX_FILE).write_bytes(portable.export_onnx(function, specs, metadata["labels"]))
-        session = onnxruntime.InferenceSession(str(directory / portable.ONNX_FILE),
-                                               providers=["CPUExecutionProvider"])
+        session = predict.portable_session(onnxruntime, directory / portable.ONNX_FILE)
         got = session.run(None, dict(zip(portable.INPUT_NAMES, check_inputs)))[0]
         record.update(onnx=portable.ONNX_FILE, onnx_opset=portable.ONNX_OPSET,
                       onnx_seconds=round(time.perf_counter() - started, 2),

@@ -70,7 +70,7 @@ class OnnxBackend:
             raise sidecar.ExportError(f"{pathlib.Path(model_dir)}: the export has no ONNX model "
                                       f"({record.get('onnx_error', 'not written')}); use --backend=jax")
         path = sidecar.check_file(model_dir, self.metadata, record["onnx"])
-        self.session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        self.session = portable_session(onnxruntime, path)
         labels = self.session.get_modelmeta().custom_metadata_map.get("labels", "").split(",")
         if labels != self.metadata["labels"]:
             raise sidecar.ExportError(f"{path}: labels {labels} differ from the sidecar's {self.metadata['labels']}")
@@ -82,6 +82,13 @@ class OnnxBackend:
 
 
 BACKENDS = {"jax": JaxBackend, "onnx": OnnxBackend}
+
+
+def portable_session(onnxruntime, path):
+    """An onnxruntime CPU session that logs errors only (its graph clean-up notes are not the user's)."""
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3
+    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 class NoSpeechError(ValueError):
@@ -106,7 +113,7 @@ class Predictor:
         self.min_seconds = float(self.metadata["min_audio_seconds"])
         self.single_crop = max_seconds is not None
         self.window_seconds = float(max_seconds if self.single_crop else self.metadata["max_seconds"])
-        self.hop_seconds = float(hop_seconds or self.window_seconds / 2)
+        self.hop_seconds = float(self.window_seconds / 2 if hop_seconds is None else hop_seconds)
         if not (self.window_seconds >= self.min_seconds and self.hop_seconds > 0):
             raise ValueError(f"max_seconds must be at least one encoder frame ({self.min_seconds} s) and "
                              f"hop_seconds positive; got {self.window_seconds} and {self.hop_seconds}")
