@@ -8,6 +8,7 @@ import pathlib
 
 import numpy as np
 import soundfile
+import soxr
 
 SAMPLE_RATE = 16000
 # soxr's high-quality mode: the resampler librosa recommends, and fast enough for whole corpora.
@@ -57,11 +58,16 @@ def downmix(samples):
 
 
 def resample(mono, rate, target_rate=SAMPLE_RATE):
+    """soxr's high-quality resampling, trimmed or zero-padded to ceil(N * ratio) samples: exactly
+    `librosa.resample(mono, orig_sr=rate, target_sr=target_rate, res_type="soxr_hq")`, without librosa,
+    so that prediction runs where only numpy, soundfile and soxr are installed."""
     if rate == target_rate:
         return mono.astype(np.float32, copy=False)
-    import librosa  # imported here: librosa's import is slow and most callers never resample
-
-    return librosa.resample(mono, orig_sr=rate, target_sr=target_rate, res_type=RESAMPLE_TYPE).astype(np.float32)
+    resampled = soxr.resample(mono, rate, target_rate, quality=RESAMPLE_TYPE)
+    length = int(np.ceil(len(mono) * (float(target_rate) / rate)))
+    out = np.zeros(length, np.float32)
+    out[:min(length, len(resampled))] = resampled[:length]
+    return out
 
 
 def load_audio(path, target_rate=SAMPLE_RATE, expected_rate=None):

@@ -9,12 +9,21 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 
 class EncoderOutput(NamedTuple):
     frames: jax.Array          # (B, F, D) the encoder's last hidden state
     frame_mask: jax.Array      # (B, F) bool, True where the frame lies inside the unpadded audio
     hidden_states: tuple       # every layer's output, (B, F, D) each; hidden_states[0] = the layers' input
+
+
+def arange(length, dtype=None):
+    """`np.arange` for a concrete length; `jnp.arange` for a symbolic one (a shape-polymorphic export,
+    `jax.export`), so the traced model stays exactly what it was for concrete shapes."""
+    if jax.core.is_constant_dim(length):
+        return np.arange(length, dtype=dtype)
+    return jax.lax.iota(dtype or jnp.int32, length)
 
 
 def conv_stack_geometry(kernels, strides):
@@ -29,12 +38,14 @@ def conv_stack_geometry(kernels, strides):
 def conv_stack_output_lengths(lengths, kernels, strides):
     """Number of complete output frames for inputs of `lengths` samples (HF's formula, floored at 0)."""
     for kernel, stride in zip(kernels, strides):
-        lengths = jnp.maximum((lengths - kernel) // stride + 1, 0)
+        # max((L - k) // s + 1, 0) with a division of non-negative numbers (lax.div truncates), which
+        # converts to ONNX also for a symbolic batch (floor division of signed integers does not)
+        lengths = jax.lax.div(jnp.maximum(lengths - kernel + stride, 0), stride)
     return lengths
 
 
 def lengths_to_mask(lengths, num_frames):
-    return jnp.arange(num_frames)[None, :] < lengths[:, None]
+    return jax.lax.iota(jnp.int32, num_frames)[None, :] < lengths[:, None]
 
 
 def frame_mask_from_audio_mask(audio_mask, num_frames, kernels, strides):

@@ -15,12 +15,17 @@ import librosa
 import numpy as np
 from flax import nnx
 
-from artser_jax.models.frames import EncoderOutput, conv_stack_geometry, frame_mask_from_audio_mask
+from artser_jax.models.frames import EncoderOutput, arange, conv_stack_geometry, frame_mask_from_audio_mask
 
 
 def mel_filterbank(sample_rate, n_fft, n_mels, fmin, fmax):
     """(n_fft // 2 + 1, n_mels) float32, librosa's Slaney-normalised mel filters."""
     return librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax).T.astype(np.float32)
+
+
+def power_spectrum(frames):
+    """|rfft|^2 over the last axis (the portable export swaps in a DFT product, see export_portable)."""
+    return jnp.square(jnp.abs(jnp.fft.rfft(frames, axis=-1)))
 
 
 def power_mel_spectrogram(audio, *, sample_rate=16000, n_fft=400, hop_length=160, n_mels=80, fmin=0.0, fmax=None):
@@ -29,10 +34,9 @@ def power_mel_spectrogram(audio, *, sample_rate=16000, n_fft=400, hop_length=160
     if num_frames < 1:
         raise ValueError(f"audio of {audio.shape[-1]} samples is shorter than one STFT window ({n_fft})")
     window = jnp.asarray(librosa.filters.get_window("hann", n_fft, fftbins=True).astype(np.float32))
-    indices = np.arange(num_frames)[:, None] * hop_length + np.arange(n_fft)[None, :]
+    indices = arange(num_frames)[:, None] * hop_length + np.arange(n_fft)[None, :]
     frames = audio[:, indices] * window
-    power = jnp.square(jnp.abs(jnp.fft.rfft(frames, axis=-1)))
-    return power @ jnp.asarray(mel_filterbank(sample_rate, n_fft, n_mels, fmin, fmax))
+    return power_spectrum(frames) @ jnp.asarray(mel_filterbank(sample_rate, n_fft, n_mels, fmin, fmax))
 
 
 def compress(mel_power, compression="db", amin=1e-10, log_eps=1e-6):

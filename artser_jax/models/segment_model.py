@@ -29,8 +29,17 @@ def selectable_layers(encoder_output):
     return (*encoder_output.hidden_states[:-1], encoder_output.frames)
 
 
+# Frames whose centres a shape-polymorphic export (symbolic frame count) can place exactly.
+MAX_SYMBOLIC_FRAMES = 2 ** 16
+
+
 def frame_centres(num_frames, hop_seconds, window_seconds):
-    return np.arange(num_frames, dtype=np.float32) * hop_seconds + window_seconds / 2
+    if jax.core.is_constant_dim(num_frames):
+        return np.arange(num_frames, dtype=np.float32) * hop_seconds + window_seconds / 2
+    # A symbolic frame count (jax.export): these numpy centres, gathered. Computed on the device, the
+    # multiply and add fuse into one rounding and move frames lying on a segment boundary across it.
+    table = frame_centres(MAX_SYMBOLIC_FRAMES, hop_seconds, window_seconds)
+    return jnp.take(jnp.asarray(table), jax.lax.iota(jnp.int32, num_frames), mode="clip")
 
 
 def segment_pooling_weights(centres, frame_mask, seg_start, seg_end, seg_mask):
@@ -39,9 +48,11 @@ def segment_pooling_weights(centres, frame_mask, seg_start, seg_end, seg_mask):
     inside = (centres >= seg_start[..., None]) & (centres < seg_end[..., None]) & frame_mask[:, None, :]
     midpoint = (seg_start + seg_end)[..., None] / 2
     distance = jnp.where(frame_mask[:, None, :], jnp.abs(centres - midpoint), jnp.inf)
-    nearest = jax.nn.one_hot(jnp.argmin(distance, axis=-1), centres.shape[-1], dtype=bool)
+    # one_hot written out: jax2onnx's one_hot needs a constant class count, the frame count is symbolic
+    nearest = jnp.argmin(distance, axis=-1)[..., None] == jax.lax.iota(jnp.int32, centres.shape[-1])
     has_frames = jnp.any(inside, axis=-1, keepdims=True)
-    chosen = jnp.where(has_frames, inside, nearest) & seg_mask[..., None] & jnp.any(frame_mask, -1)[:, None, None]
+    # boolean select written as logic: onnxruntime has no Where kernel for booleans
+    chosen = ((has_frames & inside) | (~has_frames & nearest)) & seg_mask[..., None] & jnp.any(frame_mask, -1)[:, None, None]
     weights = chosen.astype(jnp.float32)
     return weights / jnp.maximum(jnp.sum(weights, axis=-1, keepdims=True), 1.0)
 
