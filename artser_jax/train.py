@@ -340,7 +340,7 @@ def _train_and_evaluate(config, workdir, is_main):
                          shard_options, workdir / "final", best)
     metrics_writer.write(best, **{f"final/{k}": v for k, v in final.items()})
     ckpt.close()
-    export_lib.export(workdir / "export", graphdef, state, config)
+    export_lib.export(workdir / "export", graphdef, state, config, final_metrics=final, best_step=best)
     return {"state": state, "graphdef": graphdef, "preempted": False, "step": step, "best_step": best,
             "final": final, "history": history}
 
