@@ -1,6 +1,8 @@
 """Benchmark: time to fit the gesture cluster space on, and to assign, 200,000 segments.
 
-    python benchmarks/bench_gestures.py [--num_segments=200000 --num_clusters=8 --n_init=4]
+    python -m benchmarks.bench_gestures [--num_segments=200000 --num_clusters=8 --n_init=4]
+
+(run from the repository root, as a module: it reuses the planted tracks of tests/fixture_gestures.py)
 
 Utterances are synthetic landmark tracks with planted mouth shapes (tests/fixture_gestures.py), 10
 phone segments each, from a pool of distinct utterances reused until `num_segments` segments are
@@ -13,19 +15,16 @@ Prints one JSON object with wall-clock and process CPU seconds of each step.
 """
 
 import json
-import pathlib
-import sys
 import time
 
 from absl import app
 from absl import flags
 import numpy as np
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-from artser_jax.gestures import cluster_space  # noqa: E402
-from artser_jax.gestures import descriptors  # noqa: E402
-from artser_jax.gestures import fitting  # noqa: E402
-from tests import fixture_gestures as planted  # noqa: E402
+from artser_jax.gestures import cluster_space
+from artser_jax.gestures import descriptors
+from artser_jax.gestures import fitting
+from tests import fixture_gestures as planted
 
 _NUM_SEGMENTS = flags.DEFINE_integer("num_segments", 200_000, "Segments to fit on and assign.")
 _NUM_CLUSTERS = flags.DEFINE_integer("num_clusters", 8, "K.")
