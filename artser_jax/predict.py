@@ -28,7 +28,6 @@ import numpy as np
 from artser_jax import segments as segments_lib
 from artser_jax import sidecar
 from artser_jax.data import audio as audio_lib
-from artser_jax.data import textgrid
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".aiff", ".aif")
 # Files that accompany audio (alignments) and are not reported as skipped.
@@ -129,6 +128,9 @@ class Predictor:
         grid = pathlib.Path(path).with_suffix(".TextGrid")
         uses_phones = method in ("phones", "phones_or_windows")
         if uses_phones and grid.exists():
+            # Imported here: praatio is needed only when a TextGrid is read (the ONNX-only install lacks it).
+            from artser_jax.data import textgrid  # pylint: disable=g-import-not-at-top
+
             starts, ends, labels = textgrid.phone_arrays(grid)
             example = {"utterance_id": str(path), "phone_starts": starts, "phone_ends": ends,
                        "phone_labels": labels,
@@ -201,7 +203,7 @@ class Predictor:
             inputs = [self._window_inputs(samples, segments, start, scored) for start in starts]
             if all(x is None for x in inputs):
                 raise NoSpeechError(f"{path}: no speech found in the scored 0.0-{scored:.1f} s")
-        except (audio_lib.AudioError, textgrid.TextGridError, ValueError) as error:
+        except (audio_lib.AudioError, ValueError) as error:  # TextGridError is a ValueError
             logging.error("%s", error)
             return {"file": str(path), "error": str(error)}
         probabilities = iter(self._probabilities([x for x in inputs if x is not None]))

@@ -345,6 +345,22 @@ def _train_and_evaluate(config, workdir, is_main):
             "final": final, "history": history}
 
 
+def _adopt_trained_segments(config, workdir):
+    """Evaluates with the segmentation the run trained with (AG-CC takes its gesture model's), as its
+    config.json records it."""
+    path = pathlib.Path(workdir) / "config.json"
+    if not path.exists():
+        return
+    try:
+        trained = json.loads(path.read_text())["segments"]
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError) as error:
+        raise ConfigError(f"{path}: unreadable run config ({error!r})") from None
+    if trained != config.segments.to_dict():
+        logging.warning("Evaluating with the segments the run trained with (%s): %s", path, trained)
+        for field, value in trained.items():
+            config.segments[field] = value
+
+
 def evaluate_checkpoint(config, workdir, step=None, out_dir=None):
     """Re-runs every evaluator on a checkpoint of `workdir` (default: the best by source-dev UAR)."""
     validate_config(config)
@@ -354,8 +370,8 @@ def evaluate_checkpoint(config, workdir, step=None, out_dir=None):
                                 f"(nothing was created)")
     mesh = sharding.create_mesh(config.mesh.num_devices)
     shard_options = grain.sharding.ShardByJaxProcess(drop_remainder=True)
+    _adopt_trained_segments(config, workdir)
     sources = open_sources(config)
-    load_cluster_model(config)  # its segmentation, which training used, is the evaluators' too
     graphdef, state = train_state.create_train_state(config, len(config.labels), mesh)
     ckpt = checkpoint_lib.TrainCheckpointer(workdir / "checkpoints", async_save=False)
     step = step if step is not None else (ckpt.best_step() or ckpt.latest_step())
