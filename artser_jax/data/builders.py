@@ -19,6 +19,10 @@ Build steps (`_split_generators`):
    (a later successful build removes it).
 TFDS builds into a temporary directory and renames it only on success, so a failed or interrupted build
 never leaves a dataset that looks complete; the landmark cache makes the rerun cheap.
+
+With `beam=True` (and a DownloadConfig with a `beam_runner`) steps 1-2 stay in the driver, step 3 and the
+examples run per clip in TFDS's Beam pipeline (`beam_build`), and step 4 follows the pipeline
+(`_process_pipeline_result`): the same cache, skip rules, report and threshold, hence the same dataset.
 """
 
 import abc
