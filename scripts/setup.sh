@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # One set-up path for a fresh Debian/Ubuntu machine with Python 3.11; safe to run again (it then does nothing).
 #   1. Debian packages (eSpeak NG for the demo corpora, GL/GLib for OpenCV), via apt-get when missing;
-#   2. .venv/ with torch==2.13.0 (CPU) first, then the pinned requirements, the test and beam extras and the
-#      package;
+#   2. .venv/ with torch==2.13.0 (CPU) first, then the pinned requirements, the test extras and the package;
 #   3. the assets (MediaPipe face model, real test media), checksum-verified, into $ARTSER_CACHE_DIR
 #      (default ~/.cache/artser_jax).
 set -euo pipefail
@@ -38,7 +37,7 @@ if ! command -v "$PYTHON" >/dev/null; then
   exit 1
 fi
 
-wanted=$(cat requirements.txt requirements-test.txt requirements-beam.txt setup.cfg pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)
+wanted=$(cat requirements.txt requirements-test.txt setup.cfg pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)
 if [[ -f $STAMP && $(cat "$STAMP") == "$wanted" ]]; then
   :
 else
