@@ -2,6 +2,7 @@
 pool: same utterances, splits, landmarks (bit for bit), metadata and skip report, with the same threshold."""
 
 import json
+import logging
 import shutil
 
 import cv2
@@ -56,7 +57,8 @@ def _cache_copy_without(tiny_data_dir, manual_dir, data_dir, num_removed):
 
 
 @pytest.mark.parametrize("corpus, name", [("crema_d", "crema_d_av"), ("msp_improv", "msp_improv_av")])
-def test_beam_build_equals_the_process_pool_build(tiny_corpora, tiny_data_dir, tmp_path, corpus, name):
+def test_beam_build_equals_the_process_pool_build(tiny_corpora, tiny_data_dir, tmp_path, caplog, corpus, name):
+    caplog.set_level(logging.INFO)
     manual_dir = tiny_corpora / corpus
     data_dir = tmp_path / "data"
     cache_dir, removed = _cache_copy_without(tiny_data_dir, manual_dir, data_dir, num_removed=2)
@@ -64,6 +66,8 @@ def test_beam_build_equals_the_process_pool_build(tiny_corpora, tiny_data_dir, t
     results = prepare.prepare_dataset(corpus, manual_dir, data_dir, progress=False, **BEAM)
 
     assert results["emotion4"] == ("built", _dataset_dir(data_dir, name))
+    # DirectRunner means Beam's local FnApiRunner: not Prism, whose binary Beam would download at run time.
+    assert not [record for record in caplog.records if "Prism" in record.getMessage()]
     _assert_same_examples(_examples(name, tiny_data_dir), _examples(name, data_dir))
     for entry, original in removed.items():  # extracted again inside Beam, bit for bit
         with np.load(original) as before, np.load(cache_dir / entry) as after:
@@ -80,7 +84,8 @@ def _break_three_train_clips(manual_dir):
     """A corrupt wav, a faceless video and an undecodable video among the train clips; their stems."""
     metadata = crema_d.load_metadata(manual_dir)
     split = metadata.split_of_actor()
-    corrupt_wav, faceless, undecodable = [s for s in metadata.labels() if split[crema_d.parse_stem(s).actor] == "train"][:3]
+    train_stems = [stem for stem in metadata.labels() if split[crema_d.parse_stem(stem).actor] == "train"]
+    corrupt_wav, faceless, undecodable = train_stems[:3]
     (manual_dir / "AudioWAV" / f"{corrupt_wav}.wav").write_bytes(b"RIFF\x00\x01garbage" * 10)
     faceless_path = manual_dir / "VideoFlash" / f"{faceless}.flv"
     video = cv2.VideoCapture(str(faceless_path))

@@ -257,7 +257,7 @@ class AudioVisualBuilder(tfds.core.GeneratorBasedBuilder):
         from artser_jax.data import beam_build  # the optional `beam` extra
 
         tag = landmark_extraction.settings_tag(model_path)
-        self._beam_state = {"manual_dir": manual_dir, "clips": clips, "skips": dict(skips), "skip_files": {}}
+        self._beam_state = {"clips": clips, "skips": dict(skips), "skip_files": {}}
         splits = {}
         for split in SPLITS:
             records = [beam_build.ClipRecord(c, self._textgrid_path(c), audio_seconds[c.utterance_id])
@@ -271,8 +271,9 @@ class AudioVisualBuilder(tfds.core.GeneratorBasedBuilder):
 
     def _process_pipeline_result(self, pipeline_result):
         """After the Beam pipeline: the skips the workers found join the driver's in the skip report, with the
-        same threshold and the same checks as the process-pool build (TFDS then discards the written shards
-        of a failed build with its temporary directory)."""
+        same threshold as the process-pool build (TFDS then discards the written shards of a failed build with
+        its temporary directory). A split left without examples fails earlier, inside the pipeline, with
+        TFDS's "The total number of generated examples is 0 for split ..."."""
         from artser_jax.data import beam_build
 
         state = self._beam_state
@@ -282,9 +283,6 @@ class AudioVisualBuilder(tfds.core.GeneratorBasedBuilder):
             skips.update(beam_build.read_skips(path))
         self._write_skip_report(state["clips"], skips)
         self.info.metadata["num_skipped"] = len(skips)
-        for split in SPLITS:
-            self._check_usable(state["manual_dir"], split,
-                               [c for c in state["clips"] if c.split == split and c.utterance_id not in skips])
 
     def _textgrid_path(self, clip):
         """The clip's TextGrid: in the alignment folder when one is given, else beside the audio."""

@@ -102,7 +102,22 @@ def _download_config(manual_dir, beam_runner, beam_options):
         raise RuntimeError(f"--beam_runner={beam_runner} needs Apache Beam, the optional `beam` extra: "
                            f"pip install -e .[beam] ({error})") from None
     options = pipeline_options.PipelineOptions(shlex.split(beam_options or ""))
-    return tfds.download.DownloadConfig(beam_runner=beam_runner, beam_options=options, **config)
+    runner = _local_direct_runner(options) if beam_runner == "DirectRunner" else beam_runner
+    return tfds.download.DownloadConfig(beam_runner=runner, beam_options=options, **config)
+
+
+def _local_direct_runner(options):
+    """The runner Beam's DirectRunner picks for a batch pipeline when it does not use Prism: the FnApiRunner,
+    which honours --direct_num_workers and --direct_running_mode, with the options passed on to its workers
+    as the DirectRunner passes them. Beam 2.77's DirectRunner tries Prism first, which downloads a Go binary
+    from GitHub at run time (nothing here downloads at run time) and ignores those two options."""
+    from apache_beam.portability.api import beam_provision_api_pb2
+    from apache_beam.runners.portability import portable_runner
+    from apache_beam.runners.portability.fn_api_runner import fn_runner
+
+    encoded_options = portable_runner.JobServiceHandle.encode_pipeline_options(options.get_all_options())
+    return fn_runner.FnApiRunner(provision_info=fn_runner.ExtendedProvisionInfo(
+        beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded_options)))
 
 
 def _verify_media(builder_class, manual_dir, data_dir, manifest_path, progress):
