@@ -2,7 +2,8 @@
 
     python launch/prepare_data.py --corpus=crema_d|msp_improv --manual_dir=DIR --data_dir=DIR \
         [--num_workers=N] [--verify [--manifest=media-manifest.tsv]] [--configs=emotion4,emotion6] \
-        [--alignment_dir=DIR] [--force] [--verbose]
+        [--alignment_dir=DIR] [--force] [--verbose] \
+        [--beam_runner=DirectRunner --beam_options="--direct_num_workers=N --direct_running_mode=multi_processing"]
 
 Landmark extraction dominates the time (MediaPipe on every video frame); it runs on --num_workers processes
 and is cached per video under <data_dir>/landmark_cache, so an interrupted build resumes where it stopped.
@@ -11,6 +12,12 @@ the signal number (143, 130) after one line saying how to resume. A second run f
 and says so; --force rebuilds them (from the landmark cache). Skipped clips and their reasons are listed in
 <data_dir>/<name>/<config>/<version>/skip_report.tsv. Read the result with
 `tfds.data_source('crema_d_av/emotion4', split='train', data_dir=DIR)`.
+
+With --beam_runner (the optional `beam` extra: pip install -e .[beam]) the same dataset is built through
+TFDS's Apache Beam support instead: landmark extraction per video runs in the Beam pipeline, with the same
+cache, skip report and --max_skip_fraction; --beam_options go to the runner as they are (Dataflow, Flink or
+Spark options too; the landmark cache, the manual dir and the face model must then be on storage every
+worker sees at the same path), and --num_workers is unused.
 """
 
 import logging
@@ -41,7 +48,13 @@ _LANDMARK_CACHE_DIR = flags.DEFINE_string("landmark_cache_dir", None,
 _ALIGNMENT_DIR = flags.DEFINE_string("alignment_dir", None, "Phone TextGrids from launch/align.py or MFA "
                                      "(default: the TextGrid beside each audio file).")
 _FORCE = flags.DEFINE_bool("force", False, "Rebuild datasets that are already built.")
-_VERBOSE = flags.DEFINE_bool("verbose", False, "Show MediaPipe's native log lines from the landmark workers.")
+_VERBOSE = flags.DEFINE_bool("verbose", False, "Show MediaPipe's native log lines from the landmark workers "
+                             "(and Beam's INFO lines; without it the Beam workers log at WARNING).")
+_BEAM_RUNNER = flags.DEFINE_string("beam_runner", None, "Build with Apache Beam on this runner (DirectRunner, "
+                                   "DataflowRunner, FlinkRunner, SparkRunner, ...) instead of the process pool.")
+_BEAM_OPTIONS = flags.DEFINE_string("beam_options", None, "Pipeline options for --beam_runner, one string as on "
+                                    "a command line, e.g. \"--direct_num_workers=4 "
+                                    "--direct_running_mode=multi_processing\".")
 
 
 class StopRequested(BaseException):
@@ -63,6 +76,11 @@ def _request_stop(signum, frame):
 def main(argv):
     del argv
     logging.getLogger().setLevel(logging.INFO)
+    beam_options = _BEAM_OPTIONS.value
+    if not _VERBOSE.value:  # Beam logs every worker's start and stop at INFO
+        logging.getLogger("apache_beam").setLevel(logging.WARNING)
+        if _BEAM_RUNNER.value and "--default_sdk_harness_log_level" not in (beam_options or ""):
+            beam_options = f"{beam_options or ''} --default_sdk_harness_log_level=WARNING".strip()
     for stop_signal in (signal.SIGTERM, signal.SIGINT):
         signal.signal(stop_signal, _request_stop)
     try:
@@ -70,7 +88,8 @@ def main(argv):
             _CORPUS.value, _MANUAL_DIR.value, _DATA_DIR.value, config_names=_CONFIGS.value,
             num_workers=_NUM_WORKERS.value, verify=_VERIFY.value, manifest_path=_MANIFEST.value,
             max_skip_fraction=_MAX_SKIP_FRACTION.value, landmark_cache_dir=_LANDMARK_CACHE_DIR.value,
-            alignment_dir=_ALIGNMENT_DIR.value, force=_FORCE.value, native_logs=_VERBOSE.value)
+            alignment_dir=_ALIGNMENT_DIR.value, force=_FORCE.value, native_logs=_VERBOSE.value,
+            beam_runner=_BEAM_RUNNER.value, beam_options=beam_options)
     except StopRequested as stop:
         cache_dir = _LANDMARK_CACHE_DIR.value or os.path.join(_DATA_DIR.value, "landmark_cache")
         print(f"stopped by {stop}: the landmarks extracted so far are cached in {cache_dir}; resume with: "

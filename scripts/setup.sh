@@ -51,8 +51,8 @@ else
   }
   say "installing torch==2.13.0 (CPU build) first, so nothing pulls a CUDA build"
   pip_install torch==2.13.0
-  say "installing pinned requirements and test extras"
-  pip_install -r requirements.txt -r requirements-test.txt
+  say "installing pinned requirements, test extras and the beam extra (one resolution for all three)"
+  pip_install -r requirements.txt -r requirements-test.txt -r requirements-beam.txt
   pip_install --no-deps -e .
   say "installing the ONNX converter without its unused dependencies (requirements-export.txt says why)"
   pip_install --no-deps -r requirements-export.txt

@@ -19,6 +19,10 @@ Build steps (`_split_generators`):
    (a later successful build removes it).
 TFDS builds into a temporary directory and renames it only on success, so a failed or interrupted build
 never leaves a dataset that looks complete; the landmark cache makes the rerun cheap.
+
+With `beam=True` (and a DownloadConfig with a `beam_runner`) steps 1-2 stay in the driver, step 3 and the
+examples run per clip in TFDS's Beam pipeline (`beam_build`), and step 4 follows the pipeline
+(`_process_pipeline_result`): the same cache, skip rules, report and threshold, hence the same dataset.
 """
 
 import abc
@@ -42,6 +46,7 @@ SAMPLE_RATE = audio_io.SAMPLE_RATE
 SKIP_REPORT = "skip_report.tsv"
 DEFAULT_MAX_SKIP_FRACTION = 0.05
 GENDERS = ("female", "male")
+SPLITS = ("train", "validation", "test")
 
 
 @dataclasses.dataclass
@@ -88,6 +93,38 @@ def read_phones(path):
     return textgrid.phone_arrays(path)
 
 
+def duration_mismatch(clip, textgrid_path, audio_seconds, outcome):
+    """The skip reason when the clip's video (its landmark `outcome`) or alignment disagrees with its
+    audio's length, else None."""
+    _, phone_ends, _ = read_phones(textgrid_path)
+    return media_checks.duration_mismatch(
+        clip.audio_path, audio_seconds, clip.video_path, outcome.num_frames / outcome.frame_rate,
+        textgrid_path, float(phone_ends[-1]) if len(phone_ends) else None)
+
+
+def clip_example(clip, textgrid_path, track, corpus, required_rate):
+    """(key, features) of one kept clip: its audio at 16 kHz, its landmark track and its phones."""
+    waveform = audio_io.load_audio(clip.audio_path, SAMPLE_RATE, expected_rate=required_rate)
+    phone_starts, phone_ends, phone_labels = read_phones(textgrid_path)
+    return clip.utterance_id, {
+        "utterance_id": clip.utterance_id,
+        "speaker": clip.speaker,
+        "gender": clip.gender,
+        "sentence": clip.sentence,
+        "text": clip.text,
+        "emotion": clip.emotion,
+        "audio": audio_io.to_int16(waveform),
+        "landmarks": track.landmarks,
+        "landmark_valid": track.valid,
+        "frame_rate": np.float32(track.frame_rate),
+        "frame_times": track.frame_times,
+        "phone_starts": phone_starts,
+        "phone_ends": phone_ends,
+        "phone_labels": phone_labels,
+        "corpus": corpus,
+    }
+
+
 class AudioVisualBuilder(tfds.core.GeneratorBasedBuilder):
     """Shared build logic; subclasses list the clips of their corpus."""
 
@@ -106,8 +143,12 @@ class AudioVisualBuilder(tfds.core.GeneratorBasedBuilder):
         return epath.Path(inspect.getfile(cls))
 
     def __init__(self, *, num_workers=1, max_skip_fraction=DEFAULT_MAX_SKIP_FRACTION, landmark_cache_dir=None,
-                 face_model_path=None, progress=True, alignment_dir=None, native_logs=False, **kwargs):
+                 face_model_path=None, progress=True, alignment_dir=None, native_logs=False, beam=False, **kwargs):
         super().__init__(**kwargs)
+        # beam: extract landmarks and write examples in the Beam pipeline of `download_and_prepare`'s
+        # DownloadConfig(beam_runner=...) instead of the process pool (`beam_build`).
+        self._beam = beam
+        self._beam_state = None
         self._alignment_dir = alignment_dir
         self._num_workers = num_workers
         self._max_skip_fraction = max_skip_fraction
@@ -179,6 +220,8 @@ class AudioVisualBuilder(tfds.core.GeneratorBasedBuilder):
         skips, audio_seconds = self._check_audio(clips)
         model_path = str(self._face_model_path or assets.face_model_path())
         cache_dir = pathlib.Path(self._landmark_cache_dir or pathlib.Path(self.data_dir_root) / "landmark_cache")
+        if self._beam:
+            return self._beam_split_generators(manual_dir, clips, skips, audio_seconds, model_path, cache_dir)
         videos = [c.video_path for c in clips if c.utterance_id not in skips]
         outcomes = landmark_extraction.extract_landmarks(videos, cache_dir, self._num_workers, model_path,
                                                          progress=self._progress, native_logs=self._native_logs)
@@ -189,7 +232,8 @@ class AudioVisualBuilder(tfds.core.GeneratorBasedBuilder):
             if outcome.skip_reason is not None:
                 skips[clip.utterance_id] = (clip.video_path, outcome.skip_reason)
                 continue
-            mismatch = self._duration_mismatch(clip, audio_seconds[clip.utterance_id], outcome)
+            mismatch = duration_mismatch(clip, self._textgrid_path(clip), audio_seconds[clip.utterance_id],
+                                          outcome)
             if mismatch:
                 skips[clip.utterance_id] = (clip.audio_path, mismatch)
         self._write_skip_report(clips, skips)
@@ -197,13 +241,48 @@ class AudioVisualBuilder(tfds.core.GeneratorBasedBuilder):
         kept = [c for c in clips if c.utterance_id not in skips]
         self.info.metadata["num_skipped"] = len(skips)
         splits = {}
-        for split in ("train", "validation", "test"):
+        for split in SPLITS:
             split_clips = [c for c in kept if c.split == split]
-            if not split_clips:
-                raise ValueError(f"{manual_dir}: the {split} split has no usable clips "
-                                 f"({self._split_rule()})")
+            self._check_usable(manual_dir, split, split_clips)
             splits[split] = self._generate_examples(split_clips, outcomes, cache)
         return splits
+
+    def _check_usable(self, manual_dir, split, split_clips):
+        if not split_clips:
+            raise ValueError(f"{manual_dir}: the {split} split has no usable clips ({self._split_rule()})")
+
+    def _beam_split_generators(self, manual_dir, clips, skips, audio_seconds, model_path, cache_dir):
+        """One Beam transform per split (landmarks, skip rules, examples: `beam_build`); the skip report and
+        `max_skip_fraction` follow in `_process_pipeline_result`, once the pipeline has run."""
+        from artser_jax.data import beam_build  # the optional `beam` extra
+
+        tag = landmark_extraction.settings_tag(model_path)
+        self._beam_state = {"clips": clips, "skips": dict(skips), "skip_files": {}}
+        splits = {}
+        for split in SPLITS:
+            records = [beam_build.ClipRecord(c, self._textgrid_path(c), audio_seconds[c.utterance_id])
+                       for c in clips if c.split == split and c.utterance_id not in skips]
+            self._check_usable(manual_dir, split, records)
+            skips_path = self.data_path / f".beam-skips-{split}.json"
+            self._beam_state["skip_files"][split] = skips_path
+            splits[split] = beam_build.ClipsToExamples(records, skips_path, cache_dir, tag, model_path,
+                                                       self._native_logs, self.CORPUS, self.REQUIRED_SAMPLE_RATE)
+        return splits
+
+    def _process_pipeline_result(self, pipeline_result):
+        """After the Beam pipeline: the skips the workers found join the driver's in the skip report, with the
+        same threshold as the process-pool build (TFDS then discards the written shards of a failed build with
+        its temporary directory). A split left without examples fails earlier, inside the pipeline, with
+        TFDS's "The total number of generated examples is 0 for split ..."."""
+        from artser_jax.data import beam_build
+
+        state = self._beam_state
+        beam_build.log_landmark_counts(pipeline_result)
+        skips = state["skips"]
+        for path in state["skip_files"].values():
+            skips.update(beam_build.read_skips(path))
+        self._write_skip_report(state["clips"], skips)
+        self.info.metadata["num_skipped"] = len(skips)
 
     def _textgrid_path(self, clip):
         """The clip's TextGrid: in the alignment folder when one is given, else beside the audio."""
@@ -242,14 +321,6 @@ class AudioVisualBuilder(tfds.core.GeneratorBasedBuilder):
                     audio_seconds[clip.utterance_id] = seconds
         return skips, audio_seconds
 
-    def _duration_mismatch(self, clip, audio_seconds, outcome):
-        """The skip reason when the clip's video or alignment disagrees with its audio's length, else None."""
-        alignment_path = self._textgrid_path(clip)
-        _, phone_ends, _ = read_phones(alignment_path)
-        return media_checks.duration_mismatch(
-            clip.audio_path, audio_seconds, clip.video_path, outcome.num_frames / outcome.frame_rate,
-            alignment_path, float(phone_ends[-1]) if len(phone_ends) else None)
-
     def _write_skip_report(self, clips, skips):
         rows = [(uid, str(path), reason) for uid, (path, reason) in sorted(skips.items())]
         known_bad = sum(1 for c in clips if c.skip_reason)
@@ -272,23 +343,5 @@ class AudioVisualBuilder(tfds.core.GeneratorBasedBuilder):
 
     def _generate_examples(self, clips, outcomes, cache):
         for clip in clips:
-            waveform = audio_io.load_audio(clip.audio_path, SAMPLE_RATE, expected_rate=self.REQUIRED_SAMPLE_RATE)
             track = cache.load_track(outcomes[str(clip.video_path)].sha256)
-            phone_starts, phone_ends, phone_labels = read_phones(self._textgrid_path(clip))
-            yield clip.utterance_id, {
-                "utterance_id": clip.utterance_id,
-                "speaker": clip.speaker,
-                "gender": clip.gender,
-                "sentence": clip.sentence,
-                "text": clip.text,
-                "emotion": clip.emotion,
-                "audio": audio_io.to_int16(waveform),
-                "landmarks": track.landmarks,
-                "landmark_valid": track.valid,
-                "frame_rate": np.float32(track.frame_rate),
-                "frame_times": track.frame_times,
-                "phone_starts": phone_starts,
-                "phone_ends": phone_ends,
-                "phone_labels": phone_labels,
-                "corpus": self.CORPUS,
-            }
+            yield clip_example(clip, self._textgrid_path(clip), track, self.CORPUS, self.REQUIRED_SAMPLE_RATE)

@@ -29,6 +29,7 @@ import pathlib
 import signal
 import sys
 import tempfile
+import threading
 import zipfile
 
 import numpy as np
@@ -201,20 +202,31 @@ class LandmarkCache:
                                     f"({type(error).__name__}: {error})") from None
 
 
+# Reference count of the threads inside `_native_stderr_silenced` (a Beam worker runs bundles in threads):
+# the first one in points fd 2 at /dev/null, the last one out puts it back.
+_silence = {"lock": threading.Lock(), "depth": 0, "saved": None}
+
+
 @contextlib.contextmanager
 def _native_stderr_silenced():
     """Points file descriptor 2 at /dev/null for the duration: MediaPipe's C++ logging (absl, TFLite)
     writes there directly and ignores GLOG_minloglevel, TF_CPP_MIN_LOG_LEVEL and Python's logging."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
+    with _silence["lock"]:
+        if _silence["depth"] == 0:
+            sys.stderr.flush()
+            _silence["saved"] = os.dup(2)
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 2)
+            os.close(devnull)
+        _silence["depth"] += 1
     try:
-        os.dup2(devnull, 2)
         yield
     finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
+        with _silence["lock"]:
+            _silence["depth"] -= 1
+            if _silence["depth"] == 0:
+                os.dup2(_silence["saved"], 2)
+                os.close(_silence["saved"])
 
 
 # Per-worker state, set once by `_init_worker` (each worker process handles many videos).
@@ -235,8 +247,14 @@ def _init_pool_worker(*args):
 
 
 def _process_video(path):
-    """Worker task: hash, look up the cache, else extract and store. Never raises for a bad video."""
-    cache = _worker["cache"]
+    """Pool worker task: `process_video` with this worker's cache and settings."""
+    return process_video(path, _worker["cache"], _worker["model_path"], _worker["native_logs"])
+
+
+def process_video(path, cache, model_path, native_logs=False):
+    """The Outcome of one video: hash it, look it up in `cache` (a LandmarkCache), else extract its track
+    and store it. Never raises for a bad video (its skip is cached too); a damaged cache entry is deleted,
+    recomputed and named in `cache_problem`. The unit of work of the process pool and of the Beam build."""
     sha256 = assets.sha256_of(path)
     cache_problem = None
     try:
@@ -250,10 +268,10 @@ def _process_video(path):
             return Outcome(str(path), sha256, skip_reason=value, from_cache=True)
         return Outcome(str(path), sha256, from_cache=True, num_frames=len(value.valid),
                        frame_rate=value.frame_rate)
-    silenced = contextlib.nullcontext() if _worker["native_logs"] else _native_stderr_silenced()
+    silenced = contextlib.nullcontext() if native_logs else _native_stderr_silenced()
     try:
         with silenced:
-            track = extract_track(path, _worker["model_path"])
+            track = extract_track(path, model_path)
     except VideoSkipped as skipped:
         cache.store_skip(sha256, str(skipped))
         return Outcome(str(path), sha256, skip_reason=str(skipped), cache_problem=cache_problem)
