@@ -37,8 +37,8 @@ if ! command -v "$PYTHON" >/dev/null; then
   exit 1
 fi
 
-wanted=$(cat requirements.txt requirements-test.txt requirements-beam.txt requirements-export.txt setup.cfg pyproject.toml scripts/setup.sh \
-  | sha256sum | cut -d' ' -f1)
+wanted=$(cat requirements.txt requirements-test.txt requirements-beam.txt requirements-export.txt setup.cfg pyproject.toml \
+  scripts/setup.sh | sha256sum | cut -d' ' -f1)
 if [[ -f $STAMP && $(cat "$STAMP") == "$wanted" ]]; then
   :
 else
