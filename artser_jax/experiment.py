@@ -238,12 +238,12 @@ def format_results(results):
                 ci = entry.get("delta_uar_ci")
                 delta = f"{ci['delta']:+.1f} [{ci['low']:+.1f}, {ci['high']:+.1f}]" if ci else "(baseline)"
                 diag = entry["final_diagnostics"]
-                share = diag.get(f"grad_share/{arm}", float("nan"))
+                share = f"{diag[f'grad_share/{arm}']:.2f}" if f"grad_share/{arm}" in diag else "-"
                 name = f"{arm} (DIAGNOSTIC)" if arm == "oracle_emotion" else arm
                 lines.append(f"| {direction} | {name} | {entry['mean']:.1f} ± {entry['std']:.1f} | "
                              f"{', '.join(f'{u:.1f}' for u in entry['uars'])} | {delta} | "
                              f"{diag['anchor_distance_gap']:+.3f} | {diag['nearest_source_in_cluster']:.2f} | "
-                             f"{share:.2f} |")
+                             f"{share} |")
         lines.append("")
     return "\n".join(lines)
 
