@@ -250,11 +250,12 @@ def format_results(results):
 
 def run_controls(out_dir, size="controls", seeds=controls.TRAINING_SEEDS, role="test",
                  dev_generator_seed=controls.DEV_GENERATOR_SEED, test_generator_seed=controls.TEST_GENERATOR_SEED,
-                 directions=DIRECTIONS, num_workers=2, arms=None):
+                 directions=DIRECTIONS, num_workers=2, arms=None, conditions=("present", "absent")):
     """The whole experiment on the `role` pairs; writes results.md, results.json and figures; returns results.
 
-    `arms` (default: every arm of `controls.ARMS`) restricts the arms, for smoke tests; source-only is
-    always trained, as every comparison needs it.
+    `arms` (default: every arm of `controls.ARMS`) and `conditions` restrict the arms and premise
+    conditions, for development work and smoke tests; source-only is always trained, as every comparison
+    needs it.
     """
     started = time.perf_counter()
     out_dir = pathlib.Path(out_dir).absolute()
@@ -264,6 +265,8 @@ def run_controls(out_dir, size="controls", seeds=controls.TRAINING_SEEDS, role="
     results = {"size": size, "role": role, "seeds": list(seeds), "arms": list(arms) if arms else "all", "parameters_version": controls.PARAMETERS_VERSION,
                "recipe": controls.RECIPE, "pairs": {}}
     for pair in experiment_pairs(role, dev_generator_seed, test_generator_seed):
+        if pair.condition not in conditions:
+            continue
         mark = time.perf_counter()
         data_dir, hashes = prepare_pair(out_dir, pair, size, num_workers)
         stages[f"{pair.name}: corpora and datasets"] = time.perf_counter() - mark

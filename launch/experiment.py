@@ -25,6 +25,7 @@ _TEST_SEED = flags.DEFINE_integer("test_generator_seed", controls.TEST_GENERATOR
 _PAIR = flags.DEFINE_enum("pair", "test", ["test", "dev"], "Which pairs to run the arms on.")
 _DIRECTIONS = flags.DEFINE_list("directions", ["crema_to_msp", "msp_to_crema"], "Directions.")
 _ARMS = flags.DEFINE_list("arms", None, "Only these arms (smoke tests; default: every arm). source_only always runs.")
+_CONDITIONS = flags.DEFINE_list("conditions", ["present", "absent"], "Premise conditions whose pairs run.")
 _NUM_WORKERS = flags.DEFINE_integer("num_workers", 2, "Processes for rendering and landmark extraction.")
 
 
@@ -45,7 +46,8 @@ def main(argv):
     results, text = experiment.run_controls(
         _OUT_DIR.value, size=_SIZE.value, seeds=[int(s) for s in _SEEDS.value], role=_PAIR.value,
         dev_generator_seed=_DEV_SEED.value, test_generator_seed=_TEST_SEED.value,
-        directions=_DIRECTIONS.value, num_workers=_NUM_WORKERS.value, arms=_ARMS.value)
+        directions=_DIRECTIONS.value, num_workers=_NUM_WORKERS.value, arms=_ARMS.value,
+        conditions=_CONDITIONS.value)
     print(text)
     print(f"wall time {results['wall_time_s'] / 60:.1f} min; {_OUT_DIR.value}/results.md and results.json")
 
