@@ -31,13 +31,15 @@ def generator_source_hash():
     return digest.hexdigest()[:16]
 
 
-def cached_corpora(size, seed):
+def cached_corpora(size, seed, parameters_version=1, premise_strength=None):
     root = pathlib.Path(tempfile.gettempdir()) / "artser_jax_demo_corpora"
-    out_dir = root / f"{size}-seed{seed}-{generator_source_hash()}"
+    version = "" if parameters_version == 1 else f"-v{parameters_version}-premise{premise_strength}"
+    out_dir = root / f"{size}-seed{seed}{version}-{generator_source_hash()}"
     root.mkdir(parents=True, exist_ok=True)
     with open(root / f"{out_dir.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        generate_demo_corpora(out_dir, size=size, seed=seed, num_workers=1)
+        generate_demo_corpora(out_dir, size=size, seed=seed, num_workers=1, parameters_version=parameters_version,
+                              premise_strength=premise_strength)
     return out_dir
 
 

@@ -19,7 +19,7 @@ def _load(name, arg):
     return module.get_config(arg)
 
 
-@pytest.mark.parametrize("method", methods.names())
+@pytest.mark.parametrize("method", [m for m in methods.names() if m not in methods.DIAGNOSTIC_METHODS])
 @pytest.mark.parametrize("name, source, target", [("crema_to_msp", "crema_d", "msp_improv"),
                                                   ("msp_to_crema", "msp_improv", "crema_d")])
 def test_real_corpora_configs(name, source, target, method):
@@ -54,3 +54,16 @@ def test_unknown_config_argument_is_named():
         _load("crema_to_msp", "direction=msp_to_crema")
     with pytest.raises(ValueError, match="unknown method 'agc'; registered: agcc, layer_anchored"):
         real_corpora.get_config("method=agc")
+
+
+@pytest.mark.parametrize("name", ["crema_to_msp", "msp_to_crema", "real_corpora"])
+def test_real_corpora_configs_refuse_the_oracle_diagnostic(name):
+    with pytest.raises(ValueError, match="oracle_emotion.*reads the target corpus's labels"):
+        _load(name, "method=oracle_emotion,encoder=logmel")
+
+
+@pytest.mark.parametrize("method", methods.names())
+def test_controls_config_every_method(method):
+    config = _load("controls", f"direction=msp_to_crema,method={method}")
+    assert (config.source.corpus, config.target.corpus) == ("msp_improv", "crema_d")
+    assert config.checkpoint.keep_latest * config.eval_every > config.total_steps

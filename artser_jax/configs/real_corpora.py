@@ -4,6 +4,7 @@
 `configs/msp_to_crema.py` fix the direction.
 """
 
+from artser_jax import methods
 from artser_jax.configs import common
 
 
@@ -14,6 +15,9 @@ def get_config(arg=None, direction=None):
     if direction is None:
         defaults["direction"] = "crema_to_msp"
     args = common.parse_arg(arg, **defaults)
+    if args.method in methods.DIAGNOSTIC_METHODS:
+        raise ValueError(f"method {args.method!r} is a diagnostic that reads the target corpus's labels; it is "
+                         "for generated corpora only (configs/controls.py), never for the real corpora")
     source, target = common.parse_direction(direction or args.direction)
     config = common.base_config(source=source, target=target, method=args.method)
     config.model.encoder = args.encoder

@@ -73,11 +73,12 @@ def viseme_of(phone):
     raise ValueError(f"phone {phone!r} has no viseme class in parameters.VISEME_CLASSES")
 
 
-def mouth_track(phones, frame_times, emotion, articulation_gain=1.0):
+def mouth_track(phones, frame_times, emotion, articulation_gain=1.0, mouth_style=None):
     """Per-frame mouth state from a phone timeline.
 
-    phones: sequence of (start_s, end_s, ARPABET label). Returns float32 arrays (T,) of opening (px),
-    spread (px) and corner lift (px, positive = up) at `frame_times`.
+    phones: sequence of (start_s, end_s, ARPABET label); `mouth_style`: emotion -> (opening gain, added
+    spread, corner lift), version 1's EMOTION_MOUTH_STYLE by default. Returns float32 arrays (T,) of
+    opening (px), spread (px) and corner lift (px, positive = up) at `frame_times`.
     """
     step = 0.001
     duration = max([end for _, end, _ in phones] + [float(frame_times[-1]) if len(frame_times) else 0.0]) + 0.1
@@ -97,7 +98,7 @@ def mouth_track(phones, frame_times, emotion, articulation_gain=1.0):
     opening = np.convolve(np.pad(opening, radius, mode="edge"), kernel, mode="valid")
     spread = np.convolve(np.pad(spread, radius, mode="edge"), kernel, mode="valid")
     opening[bilabial] = 0.0  # the lips really meet in p, b, m
-    gain, added_spread, lift = P.EMOTION_MOUTH_STYLE[emotion]
+    gain, added_spread, lift = (mouth_style or P.EMOTION_MOUTH_STYLE)[emotion]
     index = np.clip(np.round(np.asarray(frame_times) / step).astype(int), 0, len(grid) - 1)
     opening_px = opening[index] * gain * articulation_gain * P.MAX_OPENING_PX
     spread_px = np.clip(spread[index] + added_spread, -1.0, 1.0) * P.MAX_SPREAD_PX

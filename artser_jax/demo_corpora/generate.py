@@ -129,9 +129,9 @@ _METADATA_WRITERS = {"crema_d": write_crema_d_metadata, "msp_improv": write_msp_
 _CONTEXT = None
 
 
-def _init_worker(out_dir, seed, geometry):
+def _init_worker(out_dir, seed, geometry, emotion_parameters):
     global _CONTEXT
-    _CONTEXT = render.RenderContext(pathlib.Path(out_dir), seed, geometry)
+    _CONTEXT = render.RenderContext(pathlib.Path(out_dir), seed, geometry, emotion_parameters)
 
 
 def _render_job(job):
@@ -139,8 +139,8 @@ def _render_job(job):
     return clip.stem, render.render_clip(clip, speaker, _CONTEXT)
 
 
-def _run_record(size, seed):
-    return {"size": size, "seed": int(seed), "parameters_version": P.PARAMETERS_VERSION}
+def _run_record(size, seed, emotion_parameters):
+    return {"size": size, "seed": int(seed), **emotion_parameters.record()}
 
 
 def _check_run_record(out_dir, record):
@@ -155,10 +155,12 @@ def _check_run_record(out_dir, record):
         _write_atomic(path, json.dumps(record))
 
 
-def generate_demo_corpora(out_dir, size="tiny", seed=0, num_workers=1, corpora=CORPORA, model_path=None):
+def generate_demo_corpora(out_dir, size="tiny", seed=0, num_workers=1, corpora=CORPORA, model_path=None,
+                          parameters_version=P.PARAMETERS_VERSION, premise_strength=None):
     """Generates (or completes) the demo corpora under `out_dir`; returns a summary.
 
-    `num_workers` > 1 renders clips in that many processes. The summary gives, per corpus, the clip and
+    `parameters_version` and `premise_strength` (version 2 only) select the emotion parameters
+    (`parameters.emotion_parameters`). `num_workers` > 1 renders clips in that many processes. The summary gives, per corpus, the clip and
     speaker counts, the video frames and the number of clips rendered in this call; and the seconds spent.
     """
     out_dir = pathlib.Path(out_dir)
@@ -167,13 +169,14 @@ def generate_demo_corpora(out_dir, size="tiny", seed=0, num_workers=1, corpora=C
     unknown = set(corpora) - set(CORPORA)
     if unknown:
         raise ValueError(f"unknown corpora {sorted(unknown)}; choose from {CORPORA}")
+    emotion_parameters = P.emotion_parameters(parameters_version, premise_strength)
     out_dir.mkdir(parents=True, exist_ok=True)
-    record = _run_record(size, seed)
+    record = _run_record(size, seed, emotion_parameters)
     _check_run_record(out_dir, record)
     started = time.time()
     summary, plans, jobs = {}, {}, []
     for corpus in corpora:
-        speakers, clips = plan.plan_corpus(corpus, size, seed)
+        speakers, clips = plan.plan_corpus(corpus, size, seed, emotion_parameters)
         complete = render.state_dir(out_dir, corpus) / "complete.json"
         if complete.is_file() and json.loads(complete.read_text()).get("record") == record:
             logging.info("%s: already complete in %s, skipped", corpus, out_dir / corpus)
@@ -190,11 +193,11 @@ def generate_demo_corpora(out_dir, size="tiny", seed=0, num_workers=1, corpora=C
             if num_workers > 1:
                 context = multiprocessing.get_context("spawn")
                 with context.Pool(num_workers, initializer=_init_worker,
-                                  initargs=(str(out_dir), seed, geometry)) as pool:
+                                  initargs=(str(out_dir), seed, geometry, emotion_parameters)) as pool:
                     for _ in pool.imap_unordered(_render_job, jobs, chunksize=2):
                         progress.update()
             else:
-                _init_worker(str(out_dir), seed, geometry)
+                _init_worker(str(out_dir), seed, geometry, emotion_parameters)
                 for job in jobs:
                     _render_job(job)
                     progress.update()

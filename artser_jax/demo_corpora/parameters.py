@@ -1,11 +1,17 @@
 """The frozen parameters of the demo corpora (documented in docs/demo_corpora.md).
 
 They were set once for realism, before any method was compared on the corpora, and are not tuned
-afterwards. Changing any of them changes `PARAMETERS_VERSION`, which the generator records in each
-corpus's completion marker.
+afterwards. Changing any of them changes the parameters version, which the generator records in each
+corpus's completion marker. Two versions exist side by side: version 1 (the module-level tables below,
+the README demo) and version 2 (issue 11's controlled experiment: stronger acoustic emotion and a
+documented premise strength; the `V2_` tables at the end). `emotion_parameters(version, strength)`
+returns the tables one version uses.
 """
 
-PARAMETERS_VERSION = 1
+import dataclasses
+
+PARAMETERS_VERSION = 1  # what `generate_demo_corpora` uses unless asked for another version
+PARAMETERS_VERSIONS = (1, 2)
 
 # --- Texts ------------------------------------------------------------------------------------------
 # CREMA-D's 12 sentences are in artser_jax.data.crema_d.SENTENCES.
@@ -165,6 +171,14 @@ SIZES = {
         # 3 sessions x 2 speakers, 2 turns per scenario emotion.
         "msp_sessions": 3, "msp_turns_per_emotion": 2,
     },
+    "controls": {
+        # Issue 11's power: 44 actors split 30/5/9 (crema_d.actor_split), 48 clips each (12 sentences x 4
+        # classes): 240 dev and 432 test utterances. MSP-IMPROV-like: 4 sessions (train 1-2, dev 3, test 4),
+        # 2 speakers x 4 emotions x 42 turns = 336 clips per session.
+        "crema_d_actors": 44, "crema_d_sentences_per_actor": 12, "crema_d_emotions": ("ANG", "HAP", "NEU", "SAD"),
+        "crema_d_sentence_pool": None, "crema_d_all_emotion_actors": 0,
+        "msp_sessions": 4, "msp_turns_per_emotion": 42,
+    },
     "demo": {
         # 14 actors: split 9/2/3.
         "crema_d_actors": 14, "crema_d_sentences_per_actor": 5,
@@ -186,3 +200,70 @@ CONFUSIONS = {
     "NEU": ("SAD", "HAP"), "HAP": ("NEU", "FEA"), "ANG": ("DIS", "NEU"), "SAD": ("NEU", "FEA"),
     "FEA": ("SAD", "ANG"), "DIS": ("ANG", "NEU"),
 }
+
+
+# --- Version 2 (issue 11): stronger acoustic emotion and the premise strength ------------------------
+# Deviations at full intensity as in EMOTION_PROSODY, larger, and smaller speaker and utterance noise,
+# so that emotion is about as recognisable from the voice as in CREMA-D (docs/controls.md).
+V2_EMOTION_PROSODY = {
+    "NEU": (0.0, 0.0, 0.00, 0.00, 0.0),
+    "HAP": (16.0, 30.0, 0.10, 0.20, 1.5),
+    "ANG": (8.0, 14.0, 0.18, 0.60, 4.0),
+    "SAD": (-14.0, -30.0, -0.28, -0.35, -3.5),
+    "FEA": (22.0, -10.0, 0.22, -0.10, 1.0),
+    "DIS": (-6.0, 8.0, -0.15, 0.03, -1.0),
+}
+V2_SPEAKER_EXPRESSIVENESS = (0.8, 1.2)
+V2_SPEAKER_EMOTION_NOISE = (2.0, 3.0, 0.03, 0.05, 0.4)
+V2_UTTERANCE_NOISE = (1.5, 2.5, 0.02, 0.04, 0.3)
+# The paper's premise: each emotion's articulation style in the mouth, the same in both corpora, at
+# premise strength 1 (opening gain, added spread -1..1, corner lift -1..1). At strength s a clip of
+# emotion e shows neutral + s * (style[e] - neutral); strength 0 makes the mouth independent of emotion.
+V2_PREMISE_MOUTH_STYLE = {
+    "NEU": (1.0, 0.0, 0.0),
+    "HAP": (1.0, 0.6, 1.0),      # spread lips, raised corners
+    "ANG": (1.6, 0.15, -0.5),    # larger opening
+    "SAD": (0.45, -0.3, -0.9),   # reduced opening, lowered corners
+    "FEA": (1.35, 0.5, -0.3),
+    "DIS": (0.8, -0.1, -0.7),
+}
+V2_DEFAULT_PREMISE_STRENGTH = 1.0
+
+
+@dataclasses.dataclass(frozen=True)
+class EmotionParameters:
+    """The emotion tables of one parameters version (and, from version 2, one premise strength)."""
+    version: int
+    premise_strength: float     # None for version 1, whose mouth style is EMOTION_MOUTH_STYLE
+    prosody: dict
+    speaker_expressiveness: tuple
+    speaker_emotion_noise: tuple
+    utterance_noise: tuple
+    mouth_style: dict
+
+    def record(self):
+        """What the generator's run record stores about these parameters."""
+        record = {"parameters_version": self.version}
+        if self.premise_strength is not None:
+            record["premise_strength"] = float(self.premise_strength)
+        return record
+
+
+def emotion_parameters(version=PARAMETERS_VERSION, premise_strength=None):
+    """The emotion tables of parameters `version`; `premise_strength` (version 2 only, >= 0, default
+    V2_DEFAULT_PREMISE_STRENGTH) scales each emotion's mouth style away from the neutral one."""
+    if version == 1:
+        if premise_strength is not None:
+            raise ValueError("premise_strength is a parameter of version 2; version 1 has a fixed mouth style")
+        return EmotionParameters(1, None, EMOTION_PROSODY, SPEAKER_EXPRESSIVENESS, SPEAKER_EMOTION_NOISE,
+                                 UTTERANCE_NOISE, EMOTION_MOUTH_STYLE)
+    if version == 2:
+        strength = V2_DEFAULT_PREMISE_STRENGTH if premise_strength is None else float(premise_strength)
+        if strength < 0:
+            raise ValueError(f"premise_strength must be >= 0, got {strength}")
+        neutral = V2_PREMISE_MOUTH_STYLE["NEU"]
+        style = {emotion: tuple(n + strength * (v - n) for n, v in zip(neutral, values))
+                 for emotion, values in V2_PREMISE_MOUTH_STYLE.items()}
+        return EmotionParameters(2, strength, V2_EMOTION_PROSODY, V2_SPEAKER_EXPRESSIVENESS,
+                                 V2_SPEAKER_EMOTION_NOISE, V2_UTTERANCE_NOISE, style)
+    raise ValueError(f"unknown parameters version {version!r}; known: {PARAMETERS_VERSIONS}")

@@ -1,7 +1,8 @@
 """What the demo corpora contain: speakers, clips, prosody and the simulated perception study.
 
 Everything random is drawn here, from generators seeded by (seed, corpus, purpose, index), so a plan is
-a pure function of (size, seed) and rendering a clip needs nothing but its plan entry.
+a pure function of (size, seed, emotion parameters) and rendering a clip needs nothing but its plan entry.
+`emotion` arguments are `parameters.EmotionParameters` (version 1 when not given).
 """
 
 import dataclasses
@@ -87,16 +88,17 @@ def _choose_voices(genders, accents, variants, rng):
     return voices
 
 
-def _make_speaker(corpus, seed, index, speaker_id, gender, voice, session=0):
+def _make_speaker(corpus, seed, index, speaker_id, gender, voice, emotion_parameters, session=0):
     rng = rng_for(seed, corpus, "speaker", index)
-    offsets = {emotion: (np.zeros(5) if emotion == "NEU" else rng.normal(0.0, P.SPEAKER_EMOTION_NOISE)).tolist()
-               for emotion in P.EMOTION_PROSODY}
+    noise = emotion_parameters.speaker_emotion_noise
+    offsets = {emotion: (np.zeros(5) if emotion == "NEU" else rng.normal(0.0, noise)).tolist()
+               for emotion in emotion_parameters.prosody}
     race = _CREMA_RACES[rng.choice(len(_CREMA_RACES), p=[p for _, p in _CREMA_RACES])][0]
     return Speaker(
         speaker_id=speaker_id, gender=gender, voice=voice,
         pitch=float(rng.uniform(*P.SPEAKER_PITCH)), pitch_range=float(rng.uniform(*P.SPEAKER_PITCH_RANGE)),
         rate=float(rng.uniform(*P.SPEAKER_RATE)), volume=float(rng.uniform(*P.SPEAKER_VOLUME)),
-        expressiveness=float(rng.uniform(*P.SPEAKER_EXPRESSIVENESS)), emotion_offsets=offsets,
+        expressiveness=float(rng.uniform(*emotion_parameters.speaker_expressiveness)), emotion_offsets=offsets,
         articulation_gain=float(rng.uniform(0.85, 1.15)),
         gain_db=float(rng.uniform(*P.CORPORA[corpus]["gain_db"])),
         appearance=face.sample_appearance(rng), session=session,
@@ -104,11 +106,14 @@ def _make_speaker(corpus, seed, index, speaker_id, gender, voice, session=0):
         ethnicity="Hispanic" if rng.random() < 0.11 else "Not Hispanic")
 
 
-def clip_prosody(clip, speaker, seed):
+def clip_prosody(clip, speaker, seed, emotion_parameters=None):
     """eSpeak prosody and spectral tilt (dB/octave) of one clip."""
+    emotion_parameters = emotion_parameters or P.emotion_parameters(1)
     rng = rng_for(seed, clip.corpus, "prosody", clip.index)
-    deviation = np.asarray(P.EMOTION_PROSODY[clip.emotion]) + np.asarray(speaker.emotion_offsets[clip.emotion])
-    deviation = deviation * clip.intensity * speaker.expressiveness + rng.normal(0.0, P.UTTERANCE_NOISE)
+    deviation = (np.asarray(emotion_parameters.prosody[clip.emotion]) +
+                 np.asarray(speaker.emotion_offsets[clip.emotion]))
+    deviation = (deviation * clip.intensity * speaker.expressiveness +
+                 rng.normal(0.0, emotion_parameters.utterance_noise))
     pitch, pitch_range, rate_change, volume_change, tilt = deviation
     prosody = Prosody(pitch=int(np.clip(round(speaker.pitch + pitch), 0, 99)),
                       pitch_range=int(np.clip(round(speaker.pitch_range + pitch_range), 0, 99)),
@@ -123,14 +128,15 @@ def _intensity(level, rng):
     return float(rng.uniform(*P.INTENSITY_UNSPECIFIED))
 
 
-def plan_crema_d(size, seed):
+def plan_crema_d(size, seed, emotion_parameters):
     """Speakers and clips of the CREMA-D-like corpus."""
     spec = P.SIZES[size]
     count = spec["crema_d_actors"]
     rng = rng_for(seed, "crema_d", "assignment")
     genders = list(rng.permutation(["female"] * (count // 2) + ["male"] * (count - count // 2)))
     voices = _choose_voices(genders, P.CREMA_ACCENTS, P.CREMA_VARIANTS, rng)
-    speakers = [_make_speaker("crema_d", seed, i, str(1001 + i), genders[i], voices[i]) for i in range(count)]
+    speakers = [_make_speaker("crema_d", seed, i, str(1001 + i), genders[i], voices[i], emotion_parameters)
+                for i in range(count)]
     codes = list(crema_d.SENTENCES)
     pool = list(spec["crema_d_sentence_pool"] or codes)
     clips = []
@@ -157,7 +163,7 @@ def plan_crema_d(size, seed):
     return speakers, clips
 
 
-def plan_msp_improv(size, seed):
+def plan_msp_improv(size, seed, emotion_parameters):
     """Speakers and clips of the MSP-IMPROV-like corpus: sessions k with speakers F0k and M0k."""
     spec = P.SIZES[size]
     sessions = spec["msp_sessions"]
@@ -168,7 +174,8 @@ def plan_msp_improv(size, seed):
     for i, gender in enumerate(genders):
         session = i // 2 + 1
         speaker_id = f"{'F' if gender == 'female' else 'M'}{session:02d}"
-        speakers.append(_make_speaker("msp_improv", seed, i, speaker_id, gender, voices[i], session=session))
+        speakers.append(_make_speaker("msp_improv", seed, i, speaker_id, gender, voices[i], emotion_parameters,
+                                      session=session))
     conditions, weights = zip(*P.MSP_CONDITIONS.items())
     clips, turn_numbers = [], {}
     for speaker_index, speaker in enumerate(speakers):
@@ -198,11 +205,12 @@ def plan_msp_improv(size, seed):
     return speakers, clips
 
 
-def plan_corpus(corpus, size, seed):
+def plan_corpus(corpus, size, seed, emotion_parameters=None):
+    """(speakers, clips) of one corpus; version 1's emotion parameters unless others are given."""
     if size not in P.SIZES:
         raise ValueError(f"unknown size {size!r}; choose one of {sorted(P.SIZES)}")
     planners = {"crema_d": plan_crema_d, "msp_improv": plan_msp_improv}
-    return planners[corpus](size, seed)
+    return planners[corpus](size, seed, emotion_parameters or P.emotion_parameters(1))
 
 
 # --- Simulated perception study ------------------------------------------------------------------------

@@ -31,6 +31,7 @@ class RenderContext:
     out_dir: pathlib.Path
     seed: int
     geometry: face.MouthGeometry
+    emotion_parameters: P.EmotionParameters = dataclasses.field(default_factory=P.emotion_parameters)
     synthesizer: IsolatedSynthesizer = None
     warper: face.MouthWarper = None
 
@@ -66,7 +67,7 @@ def synthesize_clip(clip, speaker, context):
     """int16 audio at the corpus rate and the phone/word intervals (seconds) of one clip."""
     settings = P.CORPORA[clip.corpus]
     rng = plan.rng_for(context.seed, clip.corpus, "render", clip.index)
-    prosody, tilt = plan.clip_prosody(clip, speaker, context.seed)
+    prosody, tilt = plan.clip_prosody(clip, speaker, context.seed, context.emotion_parameters)
     synthesis = context.synthesizer.synthesize(clip.text, speaker.voice, prosody)
     waveform = channel.spectral_tilt(synthesis.waveform, synthesis.sample_rate, tilt)
     lead = float(rng.uniform(*settings["leading_silence_s"]))
@@ -93,7 +94,8 @@ def render_video(path, clip, speaker, phones, duration_s, context):
     frame_rate, frame_size = settings["frame_rate"], settings["frame_size"]
     num_frames = max(1, math.ceil(duration_s * frame_rate))
     frame_times = np.arange(num_frames) / frame_rate
-    opening, spread, lift = face.mouth_track(phones, frame_times, clip.emotion, speaker.articulation_gain)
+    opening, spread, lift = face.mouth_track(phones, frame_times, clip.emotion, speaker.articulation_gain,
+                                             context.emotion_parameters.mouth_style)
     sway_phase = rng.uniform(0, 2 * np.pi, 3)
     noise = face.sensor_noise(frame_size, settings["image_noise_std"], rng)
     writer = cv2.VideoWriter(str(path), cv2.CAP_FFMPEG, _FOURCC[path.suffix],

@@ -1,0 +1,303 @@
+"""Issue 11's controlled experiment, end to end (docs/controls.md): `run_controls(...)`.
+
+Per corpus pair (generator version 2; premise present and premise absent, one generator seed):
+generate the corpora, check their generator record and content hash, build both datasets, measure the
+premise on the training splits (cluster-emotion NMI), fit the gesture space per direction, train every
+arm for every seed, compute the anchoring diagnostics at every evaluated checkpoint, and compare each arm
+with source-only by a paired bootstrap interval of delta-UAR over test utterances and seeds.
+Everything is resumable: finished corpora, datasets, gesture models and runs are found and reused.
+"""
+
+import csv
+import dataclasses
+import hashlib
+import json
+import logging
+import pathlib
+import time
+
+import numpy as np
+
+from artser_jax import diagnostics
+from artser_jax import premise
+from artser_jax import statistics
+from artser_jax.configs import common
+from artser_jax.configs import controls
+
+CORPORA = ("crema_d", "msp_improv")
+DIRECTIONS = ("crema_to_msp", "msp_to_crema")
+
+
+@dataclasses.dataclass(frozen=True)
+class Pair:
+    """One generated corpus pair: its role (dev: recipe chosen on it; test: reported) and premise."""
+    role: str
+    condition: str
+    generator_seed: int
+    premise_strength: float
+
+    @property
+    def name(self):
+        return f"{self.role}_{self.condition}"
+
+    @property
+    def folder(self):
+        return f"seed{self.generator_seed}-premise{self.premise_strength:g}"
+
+
+def experiment_pairs(role, dev_generator_seed, test_generator_seed):
+    seed = {"dev": dev_generator_seed, "test": test_generator_seed}[role]
+    return [Pair(role, "present", seed, controls.PREMISE_PRESENT), Pair(role, "absent", seed, controls.PREMISE_ABSENT)]
+
+
+class CorpusMismatchError(ValueError):
+    """A corpus folder holds corpora other than the experiment expects."""
+
+
+def corpus_content_hash(root):
+    """sha256 over every file under `root` (relative path and bytes, in sorted path order)."""
+    root = pathlib.Path(root)
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(root)).encode() + b"\0")
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def check_corpora(corpora_dir, pair, size, expected_hashes=None):
+    """Refuses corpora whose generator record or content hash differ from the expected ones (naming both).
+
+    The expected hash of a corpus is `expected_hashes["<size>/seed<s>/premise<p>/<corpus>"]` when given,
+    else the hash recorded in `corpora_dir/content_hashes.json` when the corpora were first generated.
+    """
+    corpora_dir = pathlib.Path(corpora_dir)
+    expected_record = {"size": size, "seed": pair.generator_seed, "parameters_version": controls.PARAMETERS_VERSION,
+                       "premise_strength": float(pair.premise_strength)}
+    record_path = corpora_dir / ".demo_generator" / "run.json"
+    found = json.loads(record_path.read_text()) if record_path.is_file() else None
+    if found != expected_record:
+        raise CorpusMismatchError(f"{corpora_dir}: generator record {found} differs from the expected {expected_record}")
+    recorded_path = corpora_dir / "content_hashes.json"
+    recorded = json.loads(recorded_path.read_text()) if recorded_path.is_file() else {}
+    hashes = {}
+    for corpus in CORPORA:
+        key = f"{size}/seed{pair.generator_seed}/premise{pair.premise_strength:g}/{corpus}"
+        hashes[corpus] = corpus_content_hash(corpora_dir / corpus)
+        expected = (expected_hashes or {}).get(key) or recorded.get(corpus)
+        if expected is not None and expected != hashes[corpus]:
+            raise CorpusMismatchError(f"{corpora_dir / corpus}: content hash {hashes[corpus]} differs from the "
+                                      f"expected {expected} ({key})")
+    if not recorded:
+        recorded_path.write_text(json.dumps(hashes, indent=2))
+    return hashes
+
+
+def prepare_pair(out_dir, pair, size, num_workers):
+    """Generated (or found) and checked corpora and built datasets of one pair; returns the data dir."""
+    from artser_jax.data import builders
+    from artser_jax.demo_corpora import generate_demo_corpora
+
+    corpora_dir = out_dir / "corpora" / pair.folder
+    summary = generate_demo_corpora(corpora_dir, size, seed=pair.generator_seed, num_workers=num_workers,
+                                    parameters_version=controls.PARAMETERS_VERSION,
+                                    premise_strength=pair.premise_strength)
+    logging.info("%s corpora: %s", pair.name, json.dumps(summary))
+    hashes = check_corpora(corpora_dir, pair, size, controls.EXPECTED_CONTENT_HASHES)
+    logging.info("%s content hashes: %s", pair.name, hashes)
+    data_dir = out_dir / "data" / pair.folder
+    for corpus in CORPORA:
+        builders.prepare_dataset(corpus, corpora_dir / corpus, data_dir, config_names=("emotion4",),
+                                 num_workers=num_workers, progress=True)
+    return data_dir, hashes
+
+
+def _tfds_names():
+    from artser_jax.data import corpora
+
+    return tuple(corpora.get(name).tfds_name for name in CORPORA)
+
+
+def measure_pair(out_dir, pair, data_dir):
+    """The premise measurement of a pair's training splits (cached in out_dir/premise/<pair>.json)."""
+    path = out_dir / "premise" / f"{pair.folder}.json"
+    if not path.is_file():
+        result = premise.measure_premise(_tfds_names(), CORPORA, data_dir)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(result, indent=2))
+    return json.loads(path.read_text())
+
+
+def fit_gestures(out_dir, pair, direction, data_dir):
+    from artser_jax import gestures
+    from artser_jax.data import corpora
+
+    path = out_dir / "gestures" / f"{pair.folder}_{direction}.npz"
+    if not path.is_file():
+        source, target = common.parse_direction(direction)
+        model = gestures.fit_gesture_model(corpora.get(source).tfds_name, corpora.get(target).tfds_name,
+                                           data_dir, gestures.GestureConfig())
+        path.parent.mkdir(parents=True, exist_ok=True)
+        model.save(path)
+    return path
+
+
+def read_predictions(path, class_names):
+    """(utterance ids, true label indices, predicted indices) of a predictions.csv."""
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    index = {name: i for i, name in enumerate(class_names)}
+    return ([r["utterance"] for r in rows], np.array([index[r["true"]] for r in rows]),
+            np.array([index[r["predicted"]] for r in rows]))
+
+
+def _run_config(direction, method, seed, data_dir, gestures_path, tiny):
+    config = controls.get_config(f"direction={direction},method={method}" + (",tiny" if tiny else ""))
+    config.data_dir = str(data_dir)
+    config.gestures_path = str(gestures_path)
+    config.seed = seed
+    return config
+
+
+def _diagnostics_assigner(config):
+    """The run's own cluster assigner, or (arms without one) the gesture clusters AG-CC would use."""
+    from artser_jax import methods
+    from artser_jax.methods import agcc
+
+    assigner = methods.get(config.method).cluster_assigner
+    return assigner(config) if assigner is not None else agcc.load_gesture_clusters(config)
+
+
+def train_arm(run_dir, config, figure_path=None):
+    """Trains one run (or finds it finished); writes diagnostics.json; returns its summary."""
+    from artser_jax import train
+
+    predictions = run_dir / "final" / "target_test" / "predictions.csv"
+    if not predictions.is_file():
+        logging.info("training %s seed %d -> %s", config.method, config.seed, run_dir)
+        result = train.train_and_evaluate(config, run_dir)
+        if result["preempted"]:
+            raise SystemExit("interrupted; rerun the same command to resume")
+    diagnostics_path = run_dir / "diagnostics.json"
+    if not diagnostics_path.is_file() or (figure_path is not None and not figure_path.is_file()):
+        assigner = _diagnostics_assigner(config)
+        batch = diagnostics.diagnostics_batch(config, assigner)
+        common_clusters = np.asarray(assigner.common)
+        rows = diagnostics.checkpoint_diagnostics(config, run_dir, batch, common_clusters)
+        diagnostics_path.write_text(json.dumps(rows, indent=2))
+        if figure_path is not None:
+            best = json.loads((run_dir / "final" / "source_dev" / "report.json").read_text())["step"]
+            before = diagnostics.segment_space(diagnostics.restore_model(config, run_dir, None), batch)
+            after = diagnostics.segment_space(diagnostics.restore_model(config, run_dir, best), batch)
+            diagnostics.plot_embedding_projection(figure_path, before, after,
+                                                  f"{run_dir.parent.parent.name} {config.method} seed {config.seed}")
+    reports = {name: json.loads((run_dir / "final" / name / "report.json").read_text())
+               for name in ("source_dev", "target_test")}
+    ids, labels, predicted = read_predictions(predictions, list(config.labels))
+    return {"best_step": reports["source_dev"]["step"], "source_dev_uar": reports["source_dev"]["uar"],
+            "target_uar": reports["target_test"]["uar"], "ids": ids, "labels": labels, "predicted": predicted,
+            "diagnostics": json.loads(diagnostics_path.read_text())}
+
+
+def compare_arms(runs, baseline=controls.BASELINE, resamples=2000):
+    """{arm: {'uars', 'mean', 'std', 'delta_uar_ci'}} from {arm: [run summary per seed]} (seeds aligned)."""
+    reference = runs[baseline]
+    table = {}
+    for arm, arm_runs in runs.items():
+        uars = [r["target_uar"] for r in arm_runs]
+        entry = {"uars": uars, "mean": float(np.mean(uars)), "std": float(np.std(uars)),
+                 "source_dev_uars": [r["source_dev_uar"] for r in arm_runs],
+                 "best_steps": [r["best_step"] for r in arm_runs]}
+        if arm != baseline:
+            for run, base in zip(arm_runs, reference):
+                if run["ids"] != base["ids"]:
+                    raise ValueError(f"{arm} and {baseline} were evaluated on different target utterances")
+            interval = statistics.paired_bootstrap_delta_uar(
+                reference[0]["labels"], [r["predicted"] for r in arm_runs], [r["predicted"] for r in reference],
+                num_classes=len(common.EMOTIONS), resamples=resamples)
+            entry["delta_uar_ci"] = interval.as_dict()
+        last = [r["diagnostics"][-1] for r in arm_runs]
+        entry["final_diagnostics"] = {key: float(np.nanmean([row[key] for row in last]))
+                                      for key in last[0] if key != "step"}
+        table[arm] = entry
+    return table
+
+
+def format_results(results):
+    lines = []
+    for pair_name, pair in results["pairs"].items():
+        lines.append(f"### {pair_name} (generator seed {pair['generator_seed']}, premise strength "
+                     f"{pair['premise_strength']:g})\n")
+        lines.append("Cluster-emotion NMI (train splits): " +
+                     ", ".join(f"{c} {pair['premise'][c]['nmi']:.3f}" for c in CORPORA) + "\n")
+        lines += ["| direction | arm | target UAR (mean ± std) | seeds' UARs | delta-UAR [95% CI] | "
+                  "anchor gap | nearest-in-cluster | method grad share |", "|---" * 8 + "|"]
+        for direction, table in pair["directions"].items():
+            for arm, entry in table.items():
+                ci = entry.get("delta_uar_ci")
+                delta = f"{ci['delta']:+.1f} [{ci['low']:+.1f}, {ci['high']:+.1f}]" if ci else "(baseline)"
+                diag = entry["final_diagnostics"]
+                share = f"{diag[f'grad_share/{arm}']:.2f}" if f"grad_share/{arm}" in diag else "-"
+                name = f"{arm} (DIAGNOSTIC)" if arm == "oracle_emotion" else arm
+                lines.append(f"| {direction} | {name} | {entry['mean']:.1f} ± {entry['std']:.1f} | "
+                             f"{', '.join(f'{u:.1f}' for u in entry['uars'])} | {delta} | "
+                             f"{diag['anchor_distance_gap']:+.3f} | {diag['nearest_source_in_cluster']:.2f} | "
+                             f"{share} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def run_controls(out_dir, size="controls", seeds=controls.TRAINING_SEEDS, role="test",
+                 dev_generator_seed=controls.DEV_GENERATOR_SEED, test_generator_seed=controls.TEST_GENERATOR_SEED,
+                 directions=DIRECTIONS, num_workers=2, arms=None, conditions=("present", "absent")):
+    """The whole experiment on the `role` pairs; writes results.md, results.json and figures; returns results.
+
+    `arms` (default: every arm of `controls.ARMS`) and `conditions` restrict the arms and premise
+    conditions, for development work and smoke tests; source-only is always trained, as every comparison
+    needs it.
+    """
+    started = time.perf_counter()
+    out_dir = pathlib.Path(out_dir).absolute()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tiny = size == "tiny"
+    stages = {}
+    results = {"size": size, "role": role, "seeds": list(seeds), "arms": list(arms) if arms else "all", "parameters_version": controls.PARAMETERS_VERSION,
+               "recipe": controls.RECIPE, "pairs": {}}
+    for pair in experiment_pairs(role, dev_generator_seed, test_generator_seed):
+        if pair.condition not in conditions:
+            continue
+        mark = time.perf_counter()
+        data_dir, hashes = prepare_pair(out_dir, pair, size, num_workers)
+        stages[f"{pair.name}: corpora and datasets"] = time.perf_counter() - mark
+        entry = {"generator_seed": pair.generator_seed, "premise_strength": pair.premise_strength,
+                 "content_hashes": hashes, "premise": measure_pair(out_dir, pair, data_dir), "directions": {}}
+        mark = time.perf_counter()
+        for direction in directions:
+            gestures_path = fit_gestures(out_dir, pair, direction, data_dir)
+            runs = {}
+            for arm in controls.ARMS[pair.condition]:
+                if arms is not None and arm not in arms and arm != controls.BASELINE:
+                    continue
+                runs[arm] = []
+                for seed in seeds:
+                    run_dir = out_dir / "runs" / pair.folder / direction / arm / f"seed{seed}"
+                    figure = (out_dir / "figures" / f"{pair.folder}_{direction}_{arm}_seed{seed}.png"
+                              if seed == seeds[0] else None)
+                    config = _run_config(direction, arm, seed, data_dir, gestures_path, tiny)
+                    runs[arm].append(train_arm(run_dir, config, figure))
+            entry["directions"][direction] = compare_arms(runs)
+        stages[f"{pair.name}: training, diagnostics, statistics"] = time.perf_counter() - mark
+        results["pairs"][pair.name] = entry
+    results["stage_seconds"] = stages
+    results["wall_time_s"] = time.perf_counter() - started
+    text = format_results(results)
+    timing = ", ".join(f"{name} {seconds:.0f} s" for name, seconds in stages.items())
+    (out_dir / "results.md").write_text(
+        f"# Controls experiment ({role} pairs, size {size}, seeds {list(seeds)})\n\n{text}\n"
+        f"Target UAR in %, mean ± std over seeds; delta-UAR = arm - source_only with a paired bootstrap 95% "
+        f"interval over target-test utterances and seeds. oracle_emotion is a DIAGNOSTIC that reads target "
+        f"labels. Diagnostics: at the last evaluated checkpoint, mean over seeds. Wall time "
+        f"{results['wall_time_s'] / 60:.1f} min ({timing}).\n")
+    (out_dir / "results.json").write_text(json.dumps(results, indent=2))
+    return results, text
