@@ -2,13 +2,17 @@
 
 `build_model` turns `config.model` into a `SegmentEmotionModel` (the encoder comes from the encoder
 registry); `build_optimizer` is AdamW with warm-up and cosine decay; `create_train_state` creates the
-(graphdef, state) of model and optimizer replicated on the mesh.
+(graphdef, state) of model and optimizer replicated on the mesh. A run on stored frozen features
+(`artser_jax/feature_store.py`) trains a model whose encoder is the `stored_features` entry;
+`audio_model_state` turns it back into the audio model for the export, and `frozen_encoder_record` is
+what its checkpoints record in place of the frozen weights.
 """
 
 import jax
 import optax
 from flax import nnx
 
+from artser_jax import feature_store
 from artser_jax import sharding
 from artser_jax.models import encoders
 from artser_jax.models import segment_model
@@ -95,3 +99,30 @@ def create_train_state(config, num_classes, mesh):
     graphdef, _ = nnx.split(nnx.eval_shape(model_and_optimizer))
     state = jax.jit(lambda: nnx.state(model_and_optimizer()), out_shardings=replicated)()
     return graphdef, state
+
+
+def frozen_encoder_record(config):
+    """What a checkpoint records of a frozen pretrained encoder (name, folder, SHA-256 of its files), or
+    None when the encoder is trained or has no pretrained folder."""
+    if not (encoders.get(config.model.encoder).pretrained and encoders.is_frozen(config.model)):
+        return None
+    return {"encoder": config.model.encoder, "pretrained_dir": str(config.model.pretrained_dir),
+            "sha256": feature_store.encoder_folder_sha256(config.model.pretrained_dir)}
+
+
+def audio_model_state(config, num_classes, graphdef, state):
+    """(graphdef, state) of `config`'s audio model (its pretrained encoder read from
+    `config.model.pretrained_dir`) holding every trained parameter of the stored-features model
+    (graphdef, state), for an export that runs on audio."""
+    feature_model, _ = nnx.merge(graphdef, state)
+    trained = nnx.to_pure_dict(nnx.state(feature_model, nnx.Param))
+    model = build_model(config, num_classes, nnx.Rngs(params=config.seed, dropout=config.seed + 1))
+    params = nnx.state(model, nnx.Param)
+    merged = nnx.to_pure_dict(params)
+    if "encoder" in trained or set(trained) - set(merged):
+        raise ValueError(f"the stored-features model has parameters {sorted(set(trained) - set(merged))} "
+                         f"that the audio model lacks")
+    merged.update(jax.device_get(trained))
+    nnx.replace_by_pure_dict(params, merged)
+    nnx.update(model, params)
+    return nnx.split((model, None))

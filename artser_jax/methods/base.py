@@ -44,6 +44,8 @@ class Method:
     `loss(inputs: LossInputs) -> (value, metrics)` returns the unweighted loss (the trainer adds
     `config.loss.gamma * value` to the emotion loss) and a dict whose keys are exactly `diagnostics`.
     `cluster_assigner(config)` returns the assigner of the segments' clusters, or is None.
+    `encoder_layers(config)` returns the indices of the encoder's selectable layers its loss reads from
+    `output.hidden_states` (a frozen-feature store keeps them), or is None when it reads none.
     """
     name: str
     uses_target: bool
@@ -51,6 +53,7 @@ class Method:
     loss: Optional[Callable] = None
     cluster_assigner: Optional[Callable] = None
     diagnostics: tuple = ()
+    encoder_layers: Optional[Callable] = None
     description: str = ""
 
     def __post_init__(self):
