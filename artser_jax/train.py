@@ -124,8 +124,8 @@ class ConfigError(ValueError):
 PREEMPTED_EXIT_STATUS = 75  # EX_TEMPFAIL: stopped by SIGTERM after a checkpoint; rerun to resume
 # Fields a resumed run may change: where things are and how often it logs, evaluates and saves. Any other
 # difference from the checkpointed run's config.json is refused (it would mix two experiments).
-RESUME_MAY_CHANGE = ("data_dir", "gestures_path", "model.pretrained_dir", "model.feature_store_dir", "log_every", "eval_every",
-                     "checkpoint", "mesh", "input.worker_count", "input.prefetch_buffer",
+RESUME_MAY_CHANGE = ("data_dir", "gestures_path", "model.pretrained_dir", "model.feature_store_dir", "log_every",
+                     "eval_every", "checkpoint", "mesh", "input.worker_count", "input.prefetch_buffer",
                      "input.eval_batch_size")
 
 
@@ -287,7 +287,7 @@ def _train_and_evaluate(config, workdir, is_main):
     ckpt = checkpoint_lib.TrainCheckpointer(workdir / "checkpoints", keep_latest=config.checkpoint.keep_latest,
                                             keep_best=config.checkpoint.keep_best,
                                             async_save=config.checkpoint.async_save)
-    abstract = checkpoint_lib.abstract_like(train_state.keys_to_data(state), replicated)
+    abstract = checkpoint_lib.abstract_like(train_state.to_checkpoint(state, model_config), replicated)
     metrics_writer = evaluation.MetricsWriter(workdir, enabled=is_main)
     first_step = 1
     frozen_encoder = train_state.frozen_encoder_record(config)
@@ -295,7 +295,7 @@ def _train_and_evaluate(config, workdir, is_main):
         check_resumable(config, workdir)
         check_frozen_encoder(ckpt, ckpt.latest_step(), frozen_encoder)
         start, restored = ckpt.restore_newest_readable(abstract, train_iter, move_aside=is_main)
-        state = train_state.keys_from_data(restored, state)
+        state = train_state.from_checkpoint(restored, state, model_config)
         metrics_writer.truncate_after(start)
         first_step = start + 1
         logging.info("Resuming at step %d", first_step)
@@ -336,10 +336,11 @@ def _train_and_evaluate(config, workdir, is_main):
                 metrics_writer.write(step, **eval_metrics)
                 timer, timed_steps = time.perf_counter(), 0
             if eval_metrics is not None or step % config.checkpoint.save_every == 0:
-                ckpt.save(step, train_state.keys_to_data(state), train_iter, metrics=eval_metrics,
+                ckpt.save(step, train_state.to_checkpoint(state, model_config), train_iter, metrics=eval_metrics,
                           force=eval_metrics is not None, frozen_encoder=frozen_encoder)
             if preemption.should_stop():
-                ckpt.save(step, train_state.keys_to_data(state), train_iter, force=True, frozen_encoder=frozen_encoder)
+                ckpt.save(step, train_state.to_checkpoint(state, model_config), train_iter, force=True,
+                          frozen_encoder=frozen_encoder)
                 ckpt.close()
                 progress.close()
                 logging.warning("Preempted: checkpoint of step %d saved in %s; rerun to resume", step, workdir)
@@ -353,7 +354,7 @@ def _train_and_evaluate(config, workdir, is_main):
     # Final evaluation of the best checkpoint (by source-dev UAR), then the inference export.
     best = ckpt.best_step() or step
     if best != step:
-        state = train_state.keys_from_data(ckpt.restore(best, abstract), state)
+        state = train_state.from_checkpoint(ckpt.restore(best, abstract), state, model_config)
     logging.info("Final evaluation of step %d (best source-dev UAR)", best)
     final = evaluation.evaluate_all(list(config.evals), eval_step, state, sources, prepares, config, mesh,
                          shard_options, workdir / "final", best)
@@ -386,8 +387,9 @@ def evaluate_checkpoint(config, workdir, step=None, out_dir=None):
     if step is None:
         raise FileNotFoundError(f"no checkpoint in {workdir / 'checkpoints'}")
     check_frozen_encoder(ckpt, step, train_state.frozen_encoder_record(config))
-    abstract = checkpoint_lib.abstract_like(train_state.keys_to_data(state), sharding.replicated_sharding(mesh))
-    state = train_state.keys_from_data(ckpt.restore(step, abstract), state)
+    abstract = checkpoint_lib.abstract_like(train_state.to_checkpoint(state, model_config),
+                                            sharding.replicated_sharding(mesh))
+    state = train_state.from_checkpoint(ckpt.restore(step, abstract), state, model_config)
     ckpt.close()
     eval_step = jax.jit(objective.make_eval_step(graphdef), out_shardings=sharding.replicated_sharding(mesh))
     prepare = make_prepare(config, None, True)

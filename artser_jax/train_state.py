@@ -82,6 +82,27 @@ def keys_from_data(state, like):
     return jax.tree.map(lambda x, ref: jax.random.wrap_key_data(x) if _is_key(ref) else x, state, like)
 
 
+def _holds_frozen_weights(model_config):
+    return encoders.get(model_config.encoder).pretrained and encoders.is_frozen(model_config)
+
+
+def to_checkpoint(state, config):
+    """What a checkpoint stores of the (model, optimizer) `state` of `config`: PRNG keys as raw data, and
+    no frozen pretrained encoder (its weights are read again from `config.model.pretrained_dir`, whose
+    files' hash the checkpoint records: `frozen_encoder_record`)."""
+    if _holds_frozen_weights(config.model):
+        state = nnx.State({0: nnx.State({k: v for k, v in state[0].items() if k != "encoder"}), 1: state[1]})
+    return keys_to_data(state)
+
+
+def from_checkpoint(restored, state, config):
+    """The full state from a checkpoint's `restored` part (`to_checkpoint`), the rest taken from `state`."""
+    if _holds_frozen_weights(config.model):
+        model = {k: keys_to_data(v) if k == "encoder" else restored[0][k] for k in state[0].keys()}
+        restored = nnx.State({0: nnx.State(model), 1: restored[1]})
+    return keys_from_data(restored, state)
+
+
 def create_train_state(config, num_classes, mesh):
     """(graphdef, state) of the model and its optimizer, with the state created replicated on `mesh`."""
     tx = build_optimizer(config)

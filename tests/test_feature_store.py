@@ -50,14 +50,17 @@ def encoder_dirs(tmp_path_factory):
     return [write_wav2vec2(tmp_path_factory.mktemp(f"wav2vec2_{seed}"), seed) for seed in (0, 1)]
 
 
+def train_command(tiny_training, workdir, encoder_dir, store_dir, *extra):
+    return tiny_training.command(workdir, "--config.model.encoder=wav2vec2",
+                                 f"--config.model.pretrained_dir={encoder_dir}",
+                                 f"--config.model.feature_store_dir={store_dir}",
+                                 "--config.model.feature_store_dtype=float32", *STEPS, *LAYER_ANCHORED, *extra,
+                                 method="layer_anchored")
+
+
 def train(tiny_training, workdir, encoder_dir, store_dir, *extra, check=True):
-    command = tiny_training.command(workdir, "--config.model.encoder=wav2vec2",
-                                    f"--config.model.pretrained_dir={encoder_dir}",
-                                    f"--config.model.feature_store_dir={store_dir}",
-                                    "--config.model.feature_store_dtype=float32", *STEPS, *LAYER_ANCHORED, *extra,
-                                    method="layer_anchored")
-    result = subprocess.run(command, env=tiny_training.env(), cwd=REPO, capture_output=True, text=True,
-                            timeout=600)
+    result = subprocess.run(train_command(tiny_training, workdir, encoder_dir, store_dir, *extra),
+                            env=tiny_training.env(), cwd=REPO, capture_output=True, text=True, timeout=600)
     if check:
         assert result.returncode == 0, f"launch/train.py failed:\n{result.stderr[-6000:]}"
     return result
@@ -129,8 +132,8 @@ def test_training_on_the_store_equals_recomputing(tiny_training, encoder_dirs, t
     store_dir = tmp_path / "store"
     stored = train(tiny_training, tmp_path / "stored", encoder_dirs[0], store_dir)
     assert "none for this key; extracting" in stored.stderr and "reused for" not in stored.stderr
-    recomputed = train(tiny_training, tmp_path / "recomputed", encoder_dirs[0], store_dir,
-                       "--config.model.cache_frozen_features=False")
+    recompute_flags = ("--config.model.cache_frozen_features=False",)
+    recomputed = train(tiny_training, tmp_path / "recomputed", encoder_dirs[0], store_dir, *recompute_flags)
     assert "Feature store" not in recomputed.stderr
     got, want = read_metrics(tmp_path / "stored"), read_metrics(tmp_path / "recomputed")
     assert any("loss_coral" in record for record in got)
@@ -144,11 +147,21 @@ def test_training_on_the_store_equals_recomputing(tiny_training, encoder_dirs, t
     assert "reused for source_train" in again.stderr and "extracting" not in again.stderr
     assert_same_records(read_metrics(tmp_path / "again"), got, rtol=0, atol=0)
 
-    # Checkpoints hold no encoder weights, and record the encoder folder's hash.
-    paths = checkpoint_paths(tmp_path / "stored")
-    assert paths and not any("encoder" in path for path in paths)
-    record = json.loads(next((tmp_path / "stored" / "checkpoints").glob("*/frozen_encoder/*")).read_text())
-    assert record["sha256"] == feature_store.encoder_folder_sha256(encoder_dirs[0])
+    # Checkpoints hold no encoder weights (with or without the store), and record the encoder folder's hash.
+    for run in ("stored", "recomputed"):
+        paths = checkpoint_paths(tmp_path / run)
+        assert paths and not any("encoder" in path for path in paths)
+        record = json.loads(next((tmp_path / run / "checkpoints").glob("*/frozen_encoder/*")).read_text())
+        assert record["sha256"] == feature_store.encoder_folder_sha256(encoder_dirs[0])
+    # Restoring a checkpoint of the recomputing run takes the encoder's weights from its folder again.
+    train_flags = train_command(tiny_training, tmp_path / "recomputed", encoder_dirs[0], store_dir,
+                                *recompute_flags)[2:]  # without the interpreter and launch/train.py
+    evaluated = subprocess.run(
+        [sys.executable, str(REPO / "launch" / "evaluate.py"), *train_flags, f"--out_dir={tmp_path / 'evaluated'}"],
+        env=tiny_training.env(), cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    report = json.loads((tmp_path / "evaluated" / "source_dev" / "report.json").read_text())
+    assert report["uar"] == pytest.approx(want[-1]["final/source_dev/uar"], abs=1e-6)
 
     # The export runs the real encoder on audio, as the recomputing run's export does.
     wav = sorted((tiny_corpora / "crema_d" / "AudioWAV").glob("*.wav"))[0]
