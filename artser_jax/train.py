@@ -247,6 +247,13 @@ def _train_and_evaluate(config, workdir, is_main):
     for size in (config.input.source_batch_size, config.input.target_batch_size,
                  config.input.eval_batch_size):
         sharding.local_batch_size(size, mesh)
+    ckpt = checkpoint_lib.TrainCheckpointer(workdir / "checkpoints", keep_latest=config.checkpoint.keep_latest,
+                                            keep_best=config.checkpoint.keep_best,
+                                            async_save=config.checkpoint.async_save)
+    frozen_encoder = train_state.frozen_encoder_record(config)
+    if ckpt.all_steps():  # a resume of another experiment stops before any extraction or compilation
+        check_resumable(config, workdir)
+        check_frozen_encoder(ckpt, ckpt.latest_step(), frozen_encoder)
 
     # Input; with a frozen pretrained encoder, its stored features (extracted now where missing).
     sources = open_sources(config)
@@ -284,16 +291,10 @@ def _train_and_evaluate(config, workdir, is_main):
     eval_step = jax.jit(objective.make_eval_step(graphdef), out_shardings=replicated)
 
     # Checkpoint load: resume from the newest readable checkpoint of the workdir, if it holds one.
-    ckpt = checkpoint_lib.TrainCheckpointer(workdir / "checkpoints", keep_latest=config.checkpoint.keep_latest,
-                                            keep_best=config.checkpoint.keep_best,
-                                            async_save=config.checkpoint.async_save)
     abstract = checkpoint_lib.abstract_like(train_state.to_checkpoint(state, model_config), replicated)
     metrics_writer = evaluation.MetricsWriter(workdir, enabled=is_main)
     first_step = 1
-    frozen_encoder = train_state.frozen_encoder_record(config)
     if ckpt.all_steps():
-        check_resumable(config, workdir)
-        check_frozen_encoder(ckpt, ckpt.latest_step(), frozen_encoder)
         start, restored = ckpt.restore_newest_readable(abstract, train_iter, move_aside=is_main)
         state = train_state.from_checkpoint(restored, state, model_config)
         metrics_writer.truncate_after(start)
