@@ -14,7 +14,6 @@ from flax import nnx
 
 from artser_jax import feature_store
 from artser_jax import sharding
-from artser_jax import train_state
 from artser_jax.configs import demo
 from artser_jax.evaluation import read_metrics
 from artser_jax.models import features, segment_model
