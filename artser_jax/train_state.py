@@ -98,7 +98,7 @@ def to_checkpoint(state, config):
 def from_checkpoint(restored, state, config):
     """The full state from a checkpoint's `restored` part (`to_checkpoint`), the rest taken from `state`."""
     if _holds_frozen_weights(config.model):
-        model = {k: keys_to_data(v) if k == "encoder" else restored[0][k] for k in state[0].keys()}
+        model = {k: keys_to_data(state[0][k]) if k == "encoder" else restored[0][k] for k in state[0].keys()}
         restored = nnx.State({0: nnx.State(model), 1: restored[1]})
     return keys_from_data(restored, state)
 
