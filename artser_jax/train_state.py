@@ -82,6 +82,9 @@ def keys_from_data(state, like):
     return jax.tree.map(lambda x, ref: jax.random.wrap_key_data(x) if _is_key(ref) else x, state, like)
 
 
+_ENCODER_PATH = (0, "encoder")  # the encoder inside the (model, optimizer) state
+
+
 def _holds_frozen_weights(model_config):
     return encoders.get(model_config.encoder).pretrained and encoders.is_frozen(model_config)
 
@@ -91,15 +94,17 @@ def to_checkpoint(state, config):
     no frozen pretrained encoder (its weights are read again from `config.model.pretrained_dir`, whose
     files' hash the checkpoint records: `frozen_encoder_record`)."""
     if _holds_frozen_weights(config.model):
-        state = nnx.State({0: nnx.State({k: v for k, v in state[0].items() if k != "encoder"}), 1: state[1]})
+        state = nnx.State.from_flat_path([(path, value) for path, value in state.flat_state()
+                                          if path[:2] != _ENCODER_PATH])
     return keys_to_data(state)
 
 
 def from_checkpoint(restored, state, config):
     """The full state from a checkpoint's `restored` part (`to_checkpoint`), the rest taken from `state`."""
     if _holds_frozen_weights(config.model):
-        model = {k: keys_to_data(state[0][k]) if k == "encoder" else restored[0][k] for k in state[0].keys()}
-        restored = nnx.State({0: nnx.State(model), 1: restored[1]})
+        saved = dict(restored.flat_state())
+        restored = nnx.State.from_flat_path([(path, saved[path] if path[:2] != _ENCODER_PATH else keys_to_data(value))
+                                             for path, value in state.flat_state()])
     return keys_from_data(restored, state)
 
 
