@@ -145,7 +145,10 @@ def _problems(directory, key, data_source):
     path = directory / MANIFEST
     if not path.is_file():
         return ["no manifest (an interrupted extraction)"] if directory.exists() else None
-    manifest = json.loads(path.read_text())
+    try:
+        manifest = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        return [f"unreadable manifest ({error})"]
     problems = [f"{name} was {manifest['key'].get(name)!r}, now {value!r}" for name, value in key.items()
                 if manifest["key"].get(name) != value]
     if manifest["num_records"] != len(data_source):
