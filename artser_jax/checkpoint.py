@@ -2,7 +2,9 @@
 
 Training checkpoints live in `<workdir>/checkpoints/<step>/` with two items saved together:
 `state` (the train-state pytree of arrays) and `data` (the Grain iterator state, one JSON file per
-process), so a restarted run continues with the same data order. Saves are asynchronous. The manager
+process), so a restarted run continues with the same data order. A run on a frozen pretrained encoder
+adds `frozen_encoder` (JSON: the encoder's name and its folder's SHA-256): its weights are not in `state`,
+so a restore must find the same folder. Saves are asynchronous. The manager
 keeps the best checkpoint by source-dev UAR plus the latest few. Restores take an abstract target whose
 leaves carry the shardings of *this* run, so a checkpoint written on 8 devices restores on 1.
 
@@ -23,6 +25,7 @@ from orbax.checkpoint import checkpoint_managers
 
 BEST_METRIC = "source_dev/uar"  # model selection never looks at target labels
 EXPORT_METADATA = "model.json"
+FROZEN_ENCODER = "frozen_encoder"
 UNREADABLE_DIR = "checkpoints_unreadable"  # beside the checkpoints folder: damaged steps are moved here
 
 
@@ -62,7 +65,7 @@ class TrainCheckpointer:
             best_fn=_best_metric, best_mode="max", preservation_policy=policy, enable_async_checkpointing=async_save, create=True,
             cleanup_tmp_directories=True)
         self.manager = ocp.CheckpointManager(self.directory, options=options,
-                                             item_names=("state", "data"))
+                                             item_names=("state", "data", FROZEN_ENCODER))
 
     def latest_step(self):
         return self.manager.latest_step()
@@ -70,13 +73,13 @@ class TrainCheckpointer:
     def all_steps(self):
         return list(self.manager.all_steps())
 
-    def save(self, step, state, data_iterator, metrics=None, force=False):
-        """Starts an (async) save of `state` and the iterator; `metrics` must hold source_dev/uar if given."""
-        saved = self.manager.save(
-            step,
-            args=ocp.args.Composite(state=ocp.args.StandardSave(state),
-                                    data=grain.checkpoint.CheckpointSave(data_iterator)),
-            metrics=metrics, force=force)
+    def save(self, step, state, data_iterator, metrics=None, force=False, frozen_encoder=None):
+        """Starts an (async) save of `state` and the iterator; `metrics` must hold source_dev/uar if given;
+        `frozen_encoder` (a JSON-able dict) records the frozen encoder whose weights `state` leaves out."""
+        items = {"state": ocp.args.StandardSave(state), "data": grain.checkpoint.CheckpointSave(data_iterator)}
+        if frozen_encoder is not None:
+            items[FROZEN_ENCODER] = ocp.args.JsonSave(frozen_encoder)
+        saved = self.manager.save(step, args=ocp.args.Composite(**items), metrics=metrics, force=force)
         if saved:
             logging.info("Checkpoint for step %d started -> %s", step, self.directory / str(step))
         return saved
@@ -92,6 +95,13 @@ class TrainCheckpointer:
         restored = self.manager.restore(step, args=ocp.args.Composite(**items))
         logging.info("Restored checkpoint step %d from %s", step, self.directory)
         return restored["state"]
+
+    def frozen_encoder(self, step):
+        """The `frozen_encoder` record saved with `step`, or None when it has none."""
+        if not (self.directory / str(step) / FROZEN_ENCODER).is_dir():
+            return None
+        return self.manager.restore(step, args=ocp.args.Composite(
+            **{FROZEN_ENCODER: ocp.args.JsonRestore()}))[FROZEN_ENCODER]
 
     def restore_newest_readable(self, abstract_state, data_iterator=None, move_aside=True):
         """(step, state) of the newest checkpoint that restores, or (None, None) when there is none.

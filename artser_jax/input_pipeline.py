@@ -55,10 +55,14 @@ class PrepareExample(grain.transforms.Map):
     Output: `audio` (N,) float32, `audio_mask` (N,) bool, `seg_start`/`seg_end` (S,) float32 seconds,
     `seg_mask` (S,) bool, `seg_cluster` (S,) int32 (-1: no cluster), `utterance_id` (96,) uint8 and, with
     `with_label`, `label` () int32. Segments past the cropped audio are masked out.
+
+    With `stored_features` (records of `feature_store.StoredFeatureSource`), the model's input is the
+    record's stored encoder layers: `audio` is `stored_features` (K, F, D) and `audio_mask` its frame mask
+    (F,), what the `stored_features` encoder takes in place of the audio.
     """
 
     def __init__(self, *, max_samples, sample_rate, segment_method, max_segments, segment_options=None,
-                 cluster_model=None, with_label=True):
+                 cluster_model=None, with_label=True, stored_features=False):
         self.max_samples = max_samples
         self.sample_rate = sample_rate
         self.segment_method = segment_method
@@ -66,10 +70,14 @@ class PrepareExample(grain.transforms.Map):
         self.segment_options = dict(segment_options or {})
         self.cluster_model = cluster_model
         self.with_label = with_label
+        self.stored_features = stored_features
 
     def map(self, element):
         example = element
-        audio, audio_mask = crop_or_pad_audio(example["audio"], self.max_samples)
+        if self.stored_features:
+            audio, audio_mask = example["stored_features"], example["stored_frame_mask"]
+        else:
+            audio, audio_mask = crop_or_pad_audio(example["audio"], self.max_samples)
         segments = segments_lib.utterance_segments(example, self.segment_method, self.max_segments,
                                                    **self.segment_options)
         if self.cluster_model is not None:

@@ -28,6 +28,7 @@ from jax.experimental import multihost_utils
 from artser_jax import checkpoint as checkpoint_lib
 from artser_jax import evaluation
 from artser_jax import export as export_lib
+from artser_jax import feature_store
 from artser_jax import input_pipeline
 from artser_jax import methods
 from artser_jax import objective
@@ -65,7 +66,7 @@ def make_prepare(config, cluster_model, with_label):
         sample_rate=config.input.sample_rate, segment_method=config.segments.method,
         max_segments=config.segments.max_segments,
         segment_options=segments_lib.segment_options(config.segments.method, config.segments),
-        cluster_model=cluster_model, with_label=with_label)
+        cluster_model=cluster_model, with_label=with_label, stored_features=feature_store.enabled(config))
 
 
 def open_sources(config):
@@ -123,8 +124,8 @@ class ConfigError(ValueError):
 PREEMPTED_EXIT_STATUS = 75  # EX_TEMPFAIL: stopped by SIGTERM after a checkpoint; rerun to resume
 # Fields a resumed run may change: where things are and how often it logs, evaluates and saves. Any other
 # difference from the checkpointed run's config.json is refused (it would mix two experiments).
-RESUME_MAY_CHANGE = ("data_dir", "gestures_path", "model.pretrained_dir", "log_every", "eval_every",
-                     "checkpoint", "mesh", "input.worker_count", "input.prefetch_buffer",
+RESUME_MAY_CHANGE = ("data_dir", "gestures_path", "model.pretrained_dir", "model.feature_store_dir", "log_every",
+                     "eval_every", "checkpoint", "mesh", "input.worker_count", "input.prefetch_buffer",
                      "input.eval_batch_size")
 
 
@@ -144,6 +145,8 @@ def validate_config(config):
     require(config.loss.anchor_clusters in ("common", "all"), "loss.anchor_clusters", "must be 'common' or 'all'")
     require(config.loss.class_weights in ("none", "balanced"), "loss.class_weights",
             "must be 'none' or 'balanced'")
+    require(config.model.feature_store_dtype in feature_store.DTYPES, "model.feature_store_dtype",
+            f"must be one of {feature_store.DTYPES}")
     require(bool(config.data_dir), "data_dir", "must be set (the --data_dir of launch/prepare_data.py)")
     if config.model.encoder in encoders.names() and encoders.get(config.model.encoder).pretrained:
         # A randomly initialised (and by default frozen) wav2vec2 would train silently on noise features.
@@ -185,6 +188,17 @@ def _flat(tree, prefix=""):
             items.update(_flat(value, f"{prefix}{key}."))
         return items
     return {prefix[:-1]: tree}
+
+
+def check_frozen_encoder(ckpt, step, record):
+    """Raises ConfigError when checkpoint `step` was trained on a frozen encoder whose folder's files
+    differ from `record`'s (the checkpoints do not hold frozen weights; they need the same folder)."""
+    saved = ckpt.frozen_encoder(step)
+    if saved is not None and record is not None and saved["sha256"] != record["sha256"]:
+        raise ConfigError(
+            f"{ckpt.directory} was trained on the frozen {saved['encoder']} in {saved['pretrained_dir']} (SHA-256 "
+            f"{saved['sha256']}), but config.model.pretrained_dir {record['pretrained_dir']} holds other files "
+            f"(SHA-256 {record['sha256']}); give the original folder, or use a new --workdir")
 
 
 def check_resumable(config, workdir):
@@ -233,9 +247,25 @@ def _train_and_evaluate(config, workdir, is_main):
     for size in (config.input.source_batch_size, config.input.target_batch_size,
                  config.input.eval_batch_size):
         sharding.local_batch_size(size, mesh)
+    ckpt = checkpoint_lib.TrainCheckpointer(workdir / "checkpoints", keep_latest=config.checkpoint.keep_latest,
+                                            keep_best=config.checkpoint.keep_best,
+                                            async_save=config.checkpoint.async_save)
+    frozen_encoder = train_state.frozen_encoder_record(config)
+    if ckpt.all_steps():  # a resume of another experiment stops before any extraction or compilation
+        check_resumable(config, workdir)
+        check_frozen_encoder(ckpt, ckpt.latest_step(), frozen_encoder)
 
-    # Input.
+    # Input; with a frozen pretrained encoder, its stored features (extracted now where missing).
     sources = open_sources(config)
+    num_classes = len(config.labels)
+    if config.loss.class_weights == "balanced":
+        counts = input_pipeline.label_counts(sources["source_train"], num_classes)
+        class_weights = jnp.asarray(counts.sum() / (num_classes * np.maximum(counts, 1)), jnp.float32)
+    else:
+        class_weights = None
+    model_config = config
+    if feature_store.enabled(config):
+        sources, model_config = feature_store.open_stores(config, sources, mesh)
     cluster_model = load_cluster_model(config)
     num_clusters = cluster_model.num_clusters if cluster_model is not None else 1
     common = jnp.asarray(cluster_model.common if cluster_model is not None else np.zeros(1, bool))
@@ -247,18 +277,12 @@ def _train_and_evaluate(config, workdir, is_main):
         prefetch_buffer=config.input.prefetch_buffer)
     eval_prepare = make_prepare(config, None, True)
     prepares = {name: eval_prepare for name in config.evals}
-    num_classes = len(config.labels)
-    if config.loss.class_weights == "balanced":
-        counts = input_pipeline.label_counts(sources["source_train"], num_classes)
-        class_weights = jnp.asarray(counts.sum() / (num_classes * np.maximum(counts, 1)), jnp.float32)
-    else:
-        class_weights = None
     logging.info("Method %s: %d clusters, %d common", config.method, num_clusters, int(np.sum(common)))
 
     # Model and optimizer, created sharded.
-    graphdef, state = train_state.create_train_state(config, num_classes, mesh)
+    graphdef, state = train_state.create_train_state(model_config, num_classes, mesh)
     num_params = sum(x.size for x in jax.tree.leaves(nnx.state(nnx.merge(graphdef, state)[0], nnx.Param)))
-    logging.info("Model: %s encoder, %.2fM parameters", config.model.encoder, num_params / 1e6)
+    logging.info("Model: %s encoder, %.2fM parameters", model_config.model.encoder, num_params / 1e6)
 
     # Steps.
     replicated = sharding.replicated_sharding(mesh)
@@ -267,16 +291,12 @@ def _train_and_evaluate(config, workdir, is_main):
     eval_step = jax.jit(objective.make_eval_step(graphdef), out_shardings=replicated)
 
     # Checkpoint load: resume from the newest readable checkpoint of the workdir, if it holds one.
-    ckpt = checkpoint_lib.TrainCheckpointer(workdir / "checkpoints", keep_latest=config.checkpoint.keep_latest,
-                                            keep_best=config.checkpoint.keep_best,
-                                            async_save=config.checkpoint.async_save)
-    abstract = checkpoint_lib.abstract_like(train_state.keys_to_data(state), replicated)
+    abstract = checkpoint_lib.abstract_like(train_state.to_checkpoint(state, model_config), replicated)
     metrics_writer = evaluation.MetricsWriter(workdir, enabled=is_main)
     first_step = 1
     if ckpt.all_steps():
-        check_resumable(config, workdir)
         start, restored = ckpt.restore_newest_readable(abstract, train_iter, move_aside=is_main)
-        state = train_state.keys_from_data(restored, state)
+        state = train_state.from_checkpoint(restored, state, model_config)
         metrics_writer.truncate_after(start)
         first_step = start + 1
         logging.info("Resuming at step %d", first_step)
@@ -317,10 +337,11 @@ def _train_and_evaluate(config, workdir, is_main):
                 metrics_writer.write(step, **eval_metrics)
                 timer, timed_steps = time.perf_counter(), 0
             if eval_metrics is not None or step % config.checkpoint.save_every == 0:
-                ckpt.save(step, train_state.keys_to_data(state), train_iter, metrics=eval_metrics,
-                          force=eval_metrics is not None)
+                ckpt.save(step, train_state.to_checkpoint(state, model_config), train_iter, metrics=eval_metrics,
+                          force=eval_metrics is not None, frozen_encoder=frozen_encoder)
             if preemption.should_stop():
-                ckpt.save(step, train_state.keys_to_data(state), train_iter, force=True)
+                ckpt.save(step, train_state.to_checkpoint(state, model_config), train_iter, force=True,
+                          frozen_encoder=frozen_encoder)
                 ckpt.close()
                 progress.close()
                 logging.warning("Preempted: checkpoint of step %d saved in %s; rerun to resume", step, workdir)
@@ -334,12 +355,14 @@ def _train_and_evaluate(config, workdir, is_main):
     # Final evaluation of the best checkpoint (by source-dev UAR), then the inference export.
     best = ckpt.best_step() or step
     if best != step:
-        state = train_state.keys_from_data(ckpt.restore(best, abstract), state)
+        state = train_state.from_checkpoint(ckpt.restore(best, abstract), state, model_config)
     logging.info("Final evaluation of step %d (best source-dev UAR)", best)
     final = evaluation.evaluate_all(list(config.evals), eval_step, state, sources, prepares, config, mesh,
                          shard_options, workdir / "final", best)
     metrics_writer.write(best, **{f"final/{k}": v for k, v in final.items()})
     ckpt.close()
+    if feature_store.enabled(config):  # the export runs on audio: the real encoder and the trained rest
+        graphdef, state = train_state.audio_model_state(config, num_classes, graphdef, state)
     export_lib.export(workdir / "export", graphdef, state, config, final_metrics=final, best_step=best)
     return {"state": state, "graphdef": graphdef, "preempted": False, "step": step, "best_step": best,
             "final": final, "history": history}
@@ -371,14 +394,18 @@ def evaluate_checkpoint(config, workdir, step=None, out_dir=None):
     mesh = sharding.create_mesh(config.mesh.num_devices)
     shard_options = grain.sharding.ShardByJaxProcess(drop_remainder=True)
     _adopt_trained_segments(config, workdir)
-    sources = open_sources(config)
-    graphdef, state = train_state.create_train_state(config, len(config.labels), mesh)
+    sources, model_config = open_sources(config), config
+    if feature_store.enabled(config):
+        sources, model_config = feature_store.open_stores(config, sources, mesh)
+    graphdef, state = train_state.create_train_state(model_config, len(config.labels), mesh)
     ckpt = checkpoint_lib.TrainCheckpointer(workdir / "checkpoints", async_save=False)
     step = step if step is not None else (ckpt.best_step() or ckpt.latest_step())
     if step is None:
         raise FileNotFoundError(f"no checkpoint in {workdir / 'checkpoints'}")
-    abstract = checkpoint_lib.abstract_like(train_state.keys_to_data(state), sharding.replicated_sharding(mesh))
-    state = train_state.keys_from_data(ckpt.restore(step, abstract), state)
+    check_frozen_encoder(ckpt, step, train_state.frozen_encoder_record(config))
+    abstract = checkpoint_lib.abstract_like(train_state.to_checkpoint(state, model_config),
+                                            sharding.replicated_sharding(mesh))
+    state = train_state.from_checkpoint(ckpt.restore(step, abstract), state, model_config)
     ckpt.close()
     eval_step = jax.jit(objective.make_eval_step(graphdef), out_shardings=sharding.replicated_sharding(mesh))
     prepare = make_prepare(config, None, True)

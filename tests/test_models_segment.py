@@ -1,4 +1,4 @@
-"""Segment model: pooling, layer selection, freezing, and the frozen-feature path."""
+"""Segment model: pooling, layer selection, freezing (the stored-features path: tests/test_feature_store.py)."""
 
 import jax
 import jax.numpy as jnp
@@ -8,7 +8,7 @@ from flax import nnx
 
 from artser_jax import train_state
 from artser_jax.configs import demo
-from artser_jax.models import encoders, features, segment_model
+from artser_jax.models import encoders, segment_model
 from artser_jax.models.wav2vec2 import Wav2Vec2Config, Wav2Vec2Encoder
 
 TINY_WAV2VEC2 = Wav2Vec2Config(conv_dim=(8, 8, 8), conv_kernel=(10, 3, 3), conv_stride=(5, 2, 2), hidden_size=16,
@@ -78,34 +78,6 @@ def test_frozen_encoder_gets_no_gradient_but_layer_weights_do():
     assert segment_model.trainable_filter(unfrozen) is nnx.Param
 
 
-def test_frozen_feature_path_equals_audio_path(tmp_path):
-    encoder = Wav2Vec2Encoder(Wav2Vec2Config(**{**TINY_WAV2VEC2.__dict__, "feat_extract_norm": "layer"}),
-                              rngs=nnx.Rngs(0))
-    model = segment_model.SegmentEmotionModel(encoder, width=16, num_heads=2, classifier_hidden=8,
-                                              layer_selection="weighted", rngs=nnx.Rngs(1))
-    audio, audio_mask, seg_start, seg_end, seg_mask = _batch()
-    expected = model(audio, audio_mask, seg_start, seg_end, seg_mask).logits
-
-    utterances = [("b", audio[1, :1500]), ("a", audio[0])]
-    store = features.FeatureStore.write(tmp_path, features.extract_features(encoder, utterances, batch_size=2,
-                                                                            bucket_samples=500, dtype=np.float32),
-                                        encoder=encoder, layers=None)
-    store = features.FeatureStore(tmp_path)
-    assert store.utterance_ids == ["a", "b"] and store.manifest["num_layers"] == 3
-    stacked, frame_mask = features.pad_feature_batch([store.load("a"), store.load("b")])
-    assert stacked.shape == (2, 3, 99, 16)
-    feature_model = segment_model.SegmentEmotionModel(
-        None, width=16, num_heads=2, classifier_hidden=8, layer_selection="weighted",
-        feature_dim=store.manifest["feature_dim"], num_hidden_states=store.manifest["num_layers"],
-        frame_hop_seconds=store.manifest["frame_hop_seconds"],
-        frame_window_seconds=store.manifest["frame_window_seconds"], rngs=nnx.Rngs(1))
-    got = feature_model.forward_features(jnp.asarray(stacked), jnp.asarray(frame_mask), seg_start, seg_end, seg_mask)
-    # Layer-norm extractor: features of a clip alone equal those inside the padded batch.
-    np.testing.assert_allclose(np.asarray(got.logits), np.asarray(expected), atol=1e-4)
-    with pytest.raises(KeyError, match="no stored features"):
-        store.load("c")
-
-
 def test_pretrained_encoders_are_frozen_by_default_and_log_mel_is_trained():
     config = demo.get_config("tiny")
     assert config.model.encoder == "logmel" and config.model.freeze_encoder is None
@@ -122,15 +94,17 @@ def test_pretrained_encoders_are_frozen_by_default_and_log_mel_is_trained():
     assert train_state.build_model(config, 4, nnx.Rngs(0)).frozen_encoder
 
 
-def test_bad_arguments_are_refused(tmp_path):
-    with pytest.raises(ValueError, match="feature_dim"):
-        segment_model.SegmentEmotionModel(None, rngs=nnx.Rngs(0))
-    with pytest.raises(ValueError, match="layer_selection"):
-        segment_model.SegmentEmotionModel(None, layer_selection=5, feature_dim=4, num_hidden_states=3,
-                                          frame_hop_seconds=0.02, frame_window_seconds=0.025, rngs=nnx.Rngs(0))
-    with pytest.raises(ValueError, match="unknown encoder .mfcc.; registered: .*logmel.*wav2vec2.*wavlm"):
+def test_bad_arguments_are_refused():
+    with pytest.raises(ValueError, match="layer_selection 5 is out of range for 3 layers"):
+        segment_model.SegmentEmotionModel(Wav2Vec2Encoder(TINY_WAV2VEC2, rngs=nnx.Rngs(0)), layer_selection=5,
+                                          rngs=nnx.Rngs(0))
+    # Other tests may register encoders of their own: the message lists whatever is registered.
+    with pytest.raises(ValueError, match="unknown encoder 'mfcc'; registered: .*logmel, stored_features, wav2vec2, "
+                       "wavlm"):
         encoders.get("mfcc")
-    with pytest.raises(FileNotFoundError, match="feature store"):
-        features.FeatureStore(tmp_path)
+    config = demo.get_config("tiny")
+    config.model.encoder = "stored_features"
+    with pytest.raises(ValueError, match="reads a feature store that the trainer builds"):
+        train_state.build_model(config, 4, nnx.Rngs(0))
     with pytest.raises(ValueError, match="model_type"):
         Wav2Vec2Config.from_hf_dict({"model_type": "hubert"}, source="x/config.json")

@@ -102,6 +102,11 @@ def base_config(source="crema_d", target="msp_improv", method="agcc"):
     config.model.freeze_encoder = ml_collections.FieldReference(None, field_type=bool)
     config.model.encoder_layer = -1  # [ours] which hidden state feeds segment pooling (-1 = last)
     config.model.weighted_layer_sum = False  # [ours] learned softmax weights over all layers instead
+    # [ours] A pretrained, frozen encoder runs once per utterance: its layers are stored and training and
+    # evaluation read them (artser_jax/feature_store.py); False recomputes them at every step.
+    config.model.cache_frozen_features = True
+    config.model.feature_store_dir = ml_collections.FieldReference(None, field_type=str)  # <data_dir>/feature_store
+    config.model.feature_store_dtype = "float16"  # [ours] 'float16' (half the disk) or 'float32'
     # [ours] log-mel front end (artser_jax/models/logmel.py LogMelConfig): 25 ms / 10 ms STFT, a stride-2
     # input conv (20 ms frames, the rate of wav2vec2) and residual conv blocks.
     config.model.logmel = ml_collections.ConfigDict(dict(

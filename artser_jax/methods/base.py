@@ -46,6 +46,8 @@ class Method:
     `cluster_assigner(config)` returns the assigner of the segments' clusters, or is None; it may set
     `config.segments` to the segmentation its clusters were made on (AG-CC does), before the input
     pipeline is built and `config.json` is written.
+    `encoder_layers(config)` returns the indices of the encoder's selectable layers its loss reads from
+    `output.hidden_states` (a frozen-feature store keeps them), or is None when it reads none.
     """
     name: str
     uses_target: bool
@@ -53,6 +55,7 @@ class Method:
     loss: Optional[Callable] = None
     cluster_assigner: Optional[Callable] = None
     diagnostics: tuple = ()
+    encoder_layers: Optional[Callable] = None
     description: str = ""
 
     def __post_init__(self):

@@ -19,5 +19,5 @@ def layer_coral_objective(inputs):
 
 METHOD = base.register(base.Method(
     name="layer_anchored", uses_target=True, default_gamma=0.5, loss=layer_coral_objective,
-    diagnostics=("loss_coral",),
+    diagnostics=("loss_coral",), encoder_layers=lambda config: tuple(config.loss.coral_layers),
     description="CORAL alignment of encoder layers between the corpora (the paper's layer-anchored baseline)."))

@@ -17,6 +17,7 @@ from typing import Callable
 
 from artser_jax import registry
 
+from artser_jax.models import features
 from artser_jax.models import hf_loader
 from artser_jax.models.logmel import LogMelConfig, LogMelEncoder
 from artser_jax.models.wav2vec2 import MODEL_TYPES, Wav2Vec2Encoder
@@ -80,6 +81,8 @@ def _hugging_face_builder(model_type):
 HUGGING_FACE_FILES = ("config.json", "preprocessor_config.json")
 
 register(Encoder("logmel", _build_logmel))
+# The frozen-feature path (models/features.py): selected by the trainer, not by configs.
+register(Encoder(features.ENCODER_NAME, features.build, frozen_by_default=True))
 for _model_type in MODEL_TYPES:
     register(Encoder(_model_type, _hugging_face_builder(_model_type), pretrained=True, frozen_by_default=True,
                      export_files=HUGGING_FACE_FILES))

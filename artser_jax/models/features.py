@@ -1,124 +1,88 @@
-"""Frozen-feature path: run a frozen encoder once over a dataset, store its layers, train on them.
+"""Frozen features as an encoder: the `stored_features` entry of the encoder registry.
 
-`extract_features` batches utterances of similar length (sorted, padded to a multiple of
-`bucket_samples`, so only a few shapes are compiled) and yields each utterance's selected layers
-trimmed to its valid frames. `FeatureStore` keeps them as one `.npy` per utterance plus a
-`manifest.json` describing the encoder, the layers and the frame geometry; `pad_feature_batch` builds
-the `(B, L, F, D)` array and frame mask that `SegmentEmotionModel.forward_features` takes.
+A frozen pretrained encoder gives the same layers for the same audio at every step, so the trainer
+computes them once (`artser_jax/feature_store.py`) and trains on the stored copy. `StoredFeatures` is the
+encoder module of that path: its `__call__` takes the stored layers `(B, K, F, D)` where an audio encoder
+takes the audio, and the stored frame mask `(B, F)` where it takes the audio mask, and returns the
+`EncoderOutput` the audio encoder would have returned. So `SegmentEmotionModel`, the objective and the
+methods run unchanged on either input.
 
-Group-norm feature extractors (wav2vec2-base, WavLM-base) normalise over the whole padded input, as in
-the reference implementation, so their features depend slightly on the padding; bucketing keeps it small.
+The store holds only the selectable layers the config reads (`layers`, indices into
+`(*hidden_states[:-1], frames)`); the others are NaN placeholders, so that layer indices keep their
+meaning and a read of a layer that was not stored makes the loss NaN (the trainer stops on it) instead of
+training on wrong numbers. XLA drops the placeholders, as nothing reads them.
+
+`encode_layers` is the extraction side: the jitted audio encoder returning the kept layers.
 """
-
-import dataclasses
-import json
-import pathlib
-import re
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from flax import nnx
-from tqdm import tqdm
 
+from artser_jax.models.frames import EncoderOutput
 from artser_jax.models.segment_model import selectable_layers
 
-MANIFEST = "manifest.json"
-_SAFE_ID = re.compile(r"^[A-Za-z0-9._-]+$")
+ENCODER_NAME = "stored_features"
 
 
-def extract_features(encoder, utterances, *, layers=None, batch_size=8, bucket_samples=16000, dtype=np.float16):
-    """Yields `(utterance_id, features (L, F, D))` for `utterances`, an iterable of (id, audio (N,) float32).
+class StoredFeatures(nnx.Module):
+    """Stored layers -> `EncoderOutput`; no parameters.
 
-    layers: indices into the encoder's selectable layers (`(*hidden_states[:-1], frames)`); None keeps all.
-    Output order follows increasing audio length.
+    layers: the selectable-layer index of each stored slot (sorted, distinct); num_selectable: the audio
+    encoder's selectable layer count; the frame geometry is the audio encoder's.
     """
-    utterances = sorted(utterances, key=lambda item: len(item[1]))
-    num_layers = encoder.num_hidden_states
-    keep = tuple(range(num_layers)) if layers is None else tuple(layers)
-    for index in keep:
-        if not -num_layers <= index < num_layers:
-            raise ValueError(f"layer {index} is out of range for an encoder with {num_layers} layers")
 
-    @nnx.jit
-    def encode(model, audio, audio_mask):
-        encoded = model(audio, audio_mask, deterministic=True)
-        stacked = selectable_layers(encoded)
-        return jnp.stack([stacked[i] for i in keep], axis=1), encoded.frame_mask
+    def __init__(self, *, layers, num_selectable, feature_dim, frame_hop_seconds, frame_window_seconds):
+        layers = tuple(int(i) for i in layers)
+        if not layers or list(layers) != sorted(set(layers)) or not 0 <= layers[0] <= layers[-1] < num_selectable:
+            raise ValueError(f"stored layers {layers} must be distinct, sorted indices below {num_selectable}")
+        self.layers = layers
+        self.num_hidden_states = num_selectable
+        self.output_dim = feature_dim
+        self.frame_hop_seconds = frame_hop_seconds
+        self.frame_window_seconds = frame_window_seconds
 
-    for start in tqdm(range(0, len(utterances), batch_size), desc="extracting features", unit="batch"):
-        chunk = utterances[start:start + batch_size]
-        longest = max(len(audio) for _, audio in chunk)
-        padded_length = -(-longest // bucket_samples) * bucket_samples
-        audio = np.zeros((batch_size, padded_length), np.float32)
-        mask = np.zeros((batch_size, padded_length), bool)
-        for row, (utterance_id, samples) in enumerate(chunk):
-            if samples.ndim != 1 or not np.all(np.isfinite(samples)):
-                raise ValueError(f"utterance {utterance_id}: audio must be a finite 1-D array")
-            audio[row, :len(samples)] = samples
-            mask[row, :len(samples)] = True
-        features, frame_mask = jax.device_get(encode(encoder, jnp.asarray(audio), jnp.asarray(mask)))
-        for row, (utterance_id, _) in enumerate(chunk):
-            num_frames = int(frame_mask[row].sum())
-            yield utterance_id, features[row, :, :num_frames].astype(dtype)
+    def __call__(self, features, frame_mask, deterministic=True):
+        del deterministic  # stored features have no dropout
+        if features.ndim != 4 or features.shape[1] != len(self.layers) or features.shape[3] != self.output_dim:
+            raise ValueError(f"stored features of shape {features.shape}, expected (B, {len(self.layers)}, F, "
+                             f"{self.output_dim})")
+        features = features.astype(jnp.float32)
+        placeholder = jnp.full(features.shape[:1] + features.shape[2:], jnp.nan, jnp.float32)
+        slots = {index: slot for slot, index in enumerate(self.layers)}
+        selectable = tuple(features[:, slots[i]] if i in slots else placeholder for i in range(self.num_hidden_states))
+        # selectable_layers() of this output is `selectable` again: (*hidden_states[:-1], frames).
+        return EncoderOutput(frames=selectable[-1], frame_mask=frame_mask, hidden_states=selectable)
 
 
-class FeatureStore:
-    """A directory of per-utterance features `(L, F, D)` and a manifest describing them."""
-
-    def __init__(self, directory):
-        self.directory = pathlib.Path(directory)
-        path = self.directory / MANIFEST
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: not a feature store (no {MANIFEST})")
-        self.manifest = json.loads(path.read_text())
-
-    @staticmethod
-    def write(directory, items, *, encoder, layers):
-        """Writes `items` ((id, features) pairs, e.g. from `extract_features`) and the manifest."""
-        directory = pathlib.Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        ids, shape = [], None
-        for utterance_id, features in items:
-            if not _SAFE_ID.match(utterance_id):
-                raise ValueError(f"utterance id {utterance_id!r} cannot be used as a file name")
-            np.save(directory / f"{utterance_id}.npy", features)
-            ids.append(utterance_id)
-            shape = features.shape
-        manifest = {"utterance_ids": sorted(ids), "num_layers": None if shape is None else shape[0],
-                    "feature_dim": None if shape is None else shape[-1], "layers": None if layers is None else
-                    list(layers), "frame_hop_seconds": encoder.frame_hop_seconds,
-                    "frame_window_seconds": encoder.frame_window_seconds,
-                    "encoder_config": _config_dict(encoder)}
-        (directory / MANIFEST).write_text(json.dumps(manifest, indent=1))
-        return FeatureStore(directory)
-
-    @property
-    def utterance_ids(self):
-        return self.manifest["utterance_ids"]
-
-    def load(self, utterance_id):
-        path = self.directory / f"{utterance_id}.npy"
-        if not path.is_file():
-            raise KeyError(f"{path}: no stored features for utterance {utterance_id!r}")
-        return np.load(path)
+def build(model_config, rngs, load_weights):
+    """The encoder registry's builder: reads `model_config.stored_features` (set by the feature store)."""
+    del rngs, load_weights  # nothing to initialise or load
+    if "stored_features" not in model_config:
+        raise ValueError(f"encoder {ENCODER_NAME!r} reads a feature store that the trainer builds for a frozen "
+                         f"pretrained encoder; select that encoder (e.g. wav2vec2) with "
+                         f"config.model.cache_frozen_features=True instead")
+    spec = model_config.stored_features
+    return StoredFeatures(layers=tuple(spec.layers), num_selectable=spec.num_selectable,
+                          feature_dim=spec.feature_dim, frame_hop_seconds=spec.frame_hop_seconds,
+                          frame_window_seconds=spec.frame_window_seconds)
 
 
-def _config_dict(encoder):
-    return {key: list(value) if isinstance(value, tuple) else value
-            for key, value in dataclasses.asdict(encoder.config).items()}
 
+def encode_layers(encoder, layers, mesh, dtype):
+    """A jitted `(audio (B, N), audio_mask (B, N)) -> (features (B, K, F, D) dtype, frame_mask (B, F))` of
+    the audio `encoder`'s selectable layers `layers`, inputs and outputs split over the mesh's batch axis."""
+    from artser_jax import sharding  # pylint: disable=g-import-not-at-top  (models stay mesh-free otherwise)
 
-def pad_feature_batch(features, num_frames=None):
-    """List of (L, F_i, D) -> float32 (B, L, F, D) zero-padded and a (B, F) bool frame mask."""
-    num_frames = max(f.shape[1] for f in features) if num_frames is None else num_frames
-    num_layers, dim = features[0].shape[0], features[0].shape[2]
-    batch = np.zeros((len(features), num_layers, num_frames, dim), np.float32)
-    mask = np.zeros((len(features), num_frames), bool)
-    for row, f in enumerate(features):
-        if f.shape[0] != num_layers or f.shape[2] != dim:
-            raise ValueError(f"features {row} have shape {f.shape}, expected ({num_layers}, F, {dim})")
-        frames = min(f.shape[1], num_frames)
-        batch[row, :, :frames] = f[:, :frames]
-        mask[row, :frames] = True
-    return batch, mask
+    graphdef, state = nnx.split(encoder)
+    batch_sharded = sharding.data_sharding(mesh)
+    state = jax.device_put(state, sharding.replicated_sharding(mesh))
+
+    def encode(state, audio, audio_mask):
+        encoded = nnx.merge(graphdef, state)(audio, audio_mask, deterministic=True)
+        chosen = selectable_layers(encoded)
+        return jnp.stack([chosen[i] for i in layers], axis=1).astype(dtype), encoded.frame_mask
+
+    encode = jax.jit(encode, in_shardings=(sharding.replicated_sharding(mesh), batch_sharded, batch_sharded),
+                     out_shardings=(batch_sharded, batch_sharded))
+    return lambda audio, audio_mask: encode(state, audio, audio_mask)

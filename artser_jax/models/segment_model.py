@@ -89,29 +89,22 @@ class SegmentEmotionModel(nnx.Module):
 
     `frozen_encoder` stops gradients into the encoder and leaves its parameters out of training (the
     trainer takes it from the encoder registry's default or `config.model.freeze_encoder`).
-    With `encoder` (any registered encoder module, see `models.encoders`) it runs on audio; with `encoder=None` it runs
-    on precomputed frozen features (see `models.features`), given `feature_dim`, `num_hidden_states`
-    (layers stored per utterance) and the frame geometry in seconds.
+    `encoder` is any registered encoder module (see `models.encoders`): an audio encoder, or the
+    `stored_features` encoder of a frozen encoder's stored layers (see `models.features`).
     """
 
-    def __init__(self, encoder=None, *, num_classes=4, width=256, num_layers=2, num_heads=4, dropout=0.1,
-                 classifier_hidden=256, layer_selection="last", frozen_encoder=False, feature_dim=None,
-                 num_hidden_states=None, frame_hop_seconds=None, frame_window_seconds=None, rngs: nnx.Rngs):
+    def __init__(self, encoder, *, num_classes=4, width=256, num_layers=2, num_heads=4, dropout=0.1,
+                 classifier_hidden=256, layer_selection="last", frozen_encoder=False, rngs: nnx.Rngs):
         self.encoder = encoder
-        if encoder is not None:
-            feature_dim, num_hidden_states = encoder.output_dim, encoder.num_hidden_states
-            frame_hop_seconds, frame_window_seconds = encoder.frame_hop_seconds, encoder.frame_window_seconds
-        elif None in (feature_dim, num_hidden_states, frame_hop_seconds, frame_window_seconds):
-            raise ValueError("without an encoder, feature_dim, num_hidden_states, frame_hop_seconds and "
-                             "frame_window_seconds are required")
+        feature_dim, num_hidden_states = encoder.output_dim, encoder.num_hidden_states
         if layer_selection not in ("last", "weighted") and not isinstance(layer_selection, int):
             raise ValueError(f"layer_selection must be 'last', 'weighted' or a layer index, got {layer_selection!r}")
         if isinstance(layer_selection, int) and not -num_hidden_states <= layer_selection < num_hidden_states:
             raise ValueError(f"layer_selection {layer_selection} is out of range for {num_hidden_states} layers")
         self.layer_selection = layer_selection
         self.frozen_encoder = frozen_encoder
-        self.frame_hop_seconds = frame_hop_seconds
-        self.frame_window_seconds = frame_window_seconds
+        self.frame_hop_seconds = encoder.frame_hop_seconds
+        self.frame_window_seconds = encoder.frame_window_seconds
         self.layer_weights = nnx.Param(jnp.zeros((num_hidden_states,), jnp.float32)) \
             if layer_selection == "weighted" else None
         self.input_projection = nnx.Linear(feature_dim, width, rngs=rngs)
@@ -133,8 +126,6 @@ class SegmentEmotionModel(nnx.Module):
         return layers[self.layer_selection]
 
     def __call__(self, audio, audio_mask, seg_start, seg_end, seg_mask, *, deterministic=True):
-        if self.encoder is None:
-            raise ValueError("this model was built for precomputed features; call forward_features")
         encoded = self.encoder(audio, audio_mask, deterministic=deterministic or self.frozen_encoder)
         layers = selectable_layers(encoded)
         if self.frozen_encoder:
@@ -143,9 +134,7 @@ class SegmentEmotionModel(nnx.Module):
                                      deterministic=deterministic)
 
     def forward_features(self, layers, frame_mask, seg_start, seg_end, seg_mask, *, deterministic=True):
-        """layers: sequence of (B, F, D), or an array (B, L, F, D) of stored frozen features."""
-        if not isinstance(layers, (tuple, list)):
-            layers = tuple(layers[:, i] for i in range(layers.shape[1]))
+        """The model after the encoder; layers: the selectable layers, (B, F, D) each."""
         frames = self.select_layer(layers).astype(jnp.float32)
         centres = frame_centres(frames.shape[1], self.frame_hop_seconds, self.frame_window_seconds)
         pooling = segment_pooling_weights(centres, frame_mask, seg_start, seg_end, seg_mask)
@@ -167,6 +156,6 @@ class SegmentEmotionModel(nnx.Module):
 
 def trainable_filter(model: SegmentEmotionModel):
     """nnx filter of the parameters an optimizer should update: all, or all but a frozen encoder's."""
-    if model.encoder is not None and model.frozen_encoder:
+    if model.frozen_encoder:
         return nnx.All(nnx.Param, nnx.Not(nnx.PathContains("encoder")))
     return nnx.Param
