@@ -12,7 +12,7 @@ import tensorflow_datasets as tfds
 
 from artser_jax import alignment, assets
 from artser_jax.data import builders, crema_d, prepare, textgrid
-from artser_jax.demo_corpora import plan
+from artser_jax.demo_corpora import parameters, plan
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 # CMU ARCTIC a0009 (from the prompt list, arctic_a0009 in cmuarctic.data).
@@ -120,7 +120,7 @@ def test_align_command_writes_textgrids_the_crema_d_builder_reads(tiny_corpora, 
 
 
 def test_align_command_msp_improv_transcripts_and_skipped_turns(tiny_corpora, tiny_data_dir, tmp_path):
-    _, clips = plan.plan_msp_improv("tiny", seed=0)
+    _, clips = plan.plan_msp_improv("tiny", seed=0, emotion_parameters=parameters.emotion_parameters())
     with_text = clips[::2]
     transcripts = tmp_path / "transcripts.tsv"
     transcripts.write_text("# utterance_id<TAB>text\n" + "".join(f"{c.stem}\t{c.text}\n" for c in with_text))
