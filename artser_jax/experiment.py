@@ -96,7 +96,7 @@ def check_corpora(corpora_dir, pair, size, expected_hashes=None):
 
 def prepare_pair(out_dir, pair, size, num_workers):
     """Generated (or found) and checked corpora and built datasets of one pair; returns the data dir."""
-    from artser_jax.data import builders
+    from artser_jax.data import prepare
     from artser_jax.demo_corpora import generate_demo_corpora
 
     corpora_dir = out_dir / "corpora" / pair.folder
@@ -108,7 +108,7 @@ def prepare_pair(out_dir, pair, size, num_workers):
     logging.info("%s content hashes: %s", pair.name, hashes)
     data_dir = out_dir / "data" / pair.folder
     for corpus in CORPORA:
-        builders.prepare_dataset(corpus, corpora_dir / corpus, data_dir, config_names=("emotion4",),
+        prepare.prepare_dataset(corpus, corpora_dir / corpus, data_dir, config_names=("emotion4",),
                                  num_workers=num_workers, progress=True)
     return data_dir, hashes
 

@@ -70,9 +70,11 @@ def test_damaged_latest_checkpoint_falls_back_to_the_previous_one(tiny_training,
     workdir = _copy_run(reference_run, tmp_path / "run")
     latest = workdir / "checkpoints" / str(TOTAL_STEPS)
     if target == "array file":
-        # The array data: OCDBT data files of the process that wrote them (the largest holds the weights).
-        damaged = max((latest / "state").glob("ocdbt.process_*/d/*"), key=lambda p: p.stat().st_size)
-        _damage(damaged, "truncate")
+        # The array data: every OCDBT data file of the process that wrote them, cut short.
+        data_files = sorted((latest / "state").glob("ocdbt.process_*/d/*"))
+        assert data_files
+        for damaged in data_files:
+            _damage(damaged, "truncate")
     elif target == "_METADATA":
         damaged = latest / "state" / "_METADATA"
         _damage(damaged, "json")
