@@ -109,7 +109,7 @@ def prepare_pair(out_dir, pair, size, num_workers):
     data_dir = out_dir / "data" / pair.folder
     for corpus in CORPORA:
         prepare.prepare_dataset(corpus, corpora_dir / corpus, data_dir, config_names=("emotion4",),
-                                 num_workers=num_workers, progress=True)
+                                num_workers=num_workers, progress=True)
     return data_dir, hashes
 
 
