@@ -34,14 +34,16 @@ class NoReadableCheckpointError(RuntimeError):
 
 
 def _failure_summary(error, step_dir):
-    """(file, reason) of a failed restore: the first path inside `step_dir` that the error chain names
+    """(file, reason) of a failed restore: the longest path inside `step_dir` that the error chain names
     (else the step folder) and the first line of the innermost message."""
     messages = []
     while error is not None:
         messages.append(str(error))
         error = error.__cause__ or error.__context__
     text = "\n".join(messages)
-    found = re.search(re.escape(str(step_dir)) + r"[^\s'\",:;)\]]*", text)
+    # The most specific path the messages name (a data file rather than the step's folder).
+    found = max(re.finditer(re.escape(str(step_dir)) + r"[^\s'\",:;)\]]*", text), key=lambda m: len(m.group(0)),
+                default=None)
     reason = next((m.strip().splitlines()[0] for m in reversed(messages) if m.strip()), "unknown error")
     return (found.group(0) if found else str(step_dir)), reason[:300]
 

@@ -70,8 +70,8 @@ def test_damaged_latest_checkpoint_falls_back_to_the_previous_one(tiny_training,
     workdir = _copy_run(reference_run, tmp_path / "run")
     latest = workdir / "checkpoints" / str(TOTAL_STEPS)
     if target == "array file":
-        # The array data: every OCDBT data file of the process that wrote them, cut short.
-        data_files = sorted((latest / "state").glob("ocdbt.process_*/d/*"))
+        # The array data: every OCDBT data file (the merged database's and each process's), cut short.
+        data_files = sorted(p for p in (latest / "state").rglob("*") if p.is_file() and p.parent.name == "d")
         assert data_files
         for damaged in data_files:
             _damage(damaged, "truncate")
