@@ -157,3 +157,21 @@ def base_config(source="crema_d", target="msp_improv", method="agcc"):
     config.mesh = ml_collections.ConfigDict()
     config.mesh.num_devices = ml_collections.FieldReference(None, field_type=int)  # None: all devices
     return config
+
+
+def shrink_for_tests(config):
+    """The `tiny` variant's model, input and run length: seconds per run on a CPU, for unit tests."""
+    config.segments.max_segments = 24
+    config.input.max_seconds = 1.5
+    config.input.source_batch_size = 8
+    config.input.target_batch_size = 8
+    config.input.eval_batch_size = 8
+    config.model.logmel.n_mels = 16
+    config.model.logmel.width = 16
+    config.model.logmel.num_blocks = 1
+    config.loss.coral_layers = (0, 1)  # the tiny encoder has 2 selectable layers
+    config.model.transformer_width = 16
+    config.model.transformer_heads = 2
+    config.model.classifier_hidden = 16
+    config.optimizer.warmup_steps = 1
+    config.total_steps = 4

@@ -31,20 +31,7 @@ def get_config(arg=None):
     config.eval_every = 50
     config.checkpoint.save_every = 50
     if args.tiny:
-        config.segments.max_segments = 24
-        config.input.max_seconds = 1.5
-        config.input.source_batch_size = 8
-        config.input.target_batch_size = 8
-        config.input.eval_batch_size = 8
-        config.model.logmel.n_mels = 16
-        config.model.logmel.width = 16
-        config.model.logmel.num_blocks = 1
-        config.loss.coral_layers = (0, 1)  # the tiny encoder has 2 selectable layers
-        config.model.transformer_width = 16
-        config.model.transformer_heads = 2
-        config.model.classifier_hidden = 16
-        config.optimizer.warmup_steps = 1
-        config.total_steps = 4
+        common.shrink_for_tests(config)
         config.log_every = 1
         config.eval_every = 2
         config.checkpoint.save_every = 2
