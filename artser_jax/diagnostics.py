@@ -42,14 +42,22 @@ def _anchor_sets(cluster_ids, is_source, valid, common):
     return usable, positives, negatives
 
 
-def anchor_distance_gap(embeddings, cluster_ids, is_source, valid, common):
-    """Unweighted mean over usable target anchors of mean D(positives) - mean D(negatives); NaN if none."""
+def _usable_anchor_distances(embeddings, cluster_ids, is_source, valid, common):
+    """Pairwise distances of unit embeddings, the usable anchors' rows (None when there is none), and the
+    positive and negative masks."""
     unit = _unit(embeddings)
     distances = np.sqrt(np.maximum(2.0 - 2.0 * unit @ unit.T, 0.0))
     usable, positives, negatives = _anchor_sets(cluster_ids, is_source, valid, common)
-    if not usable.any():
+    rows = np.flatnonzero(usable) if usable.any() else None
+    return distances, rows, positives, negatives
+
+
+def anchor_distance_gap(embeddings, cluster_ids, is_source, valid, common):
+    """Unweighted mean over usable target anchors of mean D(positives) - mean D(negatives); NaN if none."""
+    distances, rows, positives, negatives = _usable_anchor_distances(embeddings, cluster_ids, is_source, valid,
+                                                                     common)
+    if rows is None:
         return float("nan")
-    rows = np.flatnonzero(usable)
     positive_mean = (distances[rows] * positives[rows]).sum(1) / positives[rows].sum(1)
     negative_mean = (distances[rows] * negatives[rows]).sum(1) / negatives[rows].sum(1)
     return float(np.mean(positive_mean - negative_mean))
@@ -57,12 +65,10 @@ def anchor_distance_gap(embeddings, cluster_ids, is_source, valid, common):
 
 def nearest_source_share(embeddings, cluster_ids, is_source, valid, common):
     """Share of usable target anchors whose nearest assigned source segment is in their cluster; NaN if none."""
-    unit = _unit(embeddings)
-    distances = np.sqrt(np.maximum(2.0 - 2.0 * unit @ unit.T, 0.0))
-    usable, positives, negatives = _anchor_sets(cluster_ids, is_source, valid, common)
-    if not usable.any():
+    distances, rows, positives, negatives = _usable_anchor_distances(embeddings, cluster_ids, is_source, valid,
+                                                                     common)
+    if rows is None:
         return float("nan")
-    rows = np.flatnonzero(usable)
     candidates = positives[rows] | negatives[rows]
     nearest = np.argmin(np.where(candidates, distances[rows], np.inf), axis=1)
     return float(np.mean(positives[rows, nearest]))
