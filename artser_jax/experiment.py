@@ -130,14 +130,15 @@ def measure_pair(out_dir, pair, data_dir):
 
 
 def fit_gestures(out_dir, pair, direction, data_dir):
-    from artser_jax import gestures
     from artser_jax.data import corpora
+    from artser_jax.gestures import cluster_space
+    from artser_jax.gestures import fitting
 
     path = out_dir / "gestures" / f"{pair.folder}_{direction}.npz"
     if not path.is_file():
         source, target = common.parse_direction(direction)
-        model = gestures.fit_gesture_model(corpora.get(source).tfds_name, corpora.get(target).tfds_name,
-                                           data_dir, gestures.GestureConfig())
+        model = fitting.fit_gesture_model(corpora.get(source).tfds_name, corpora.get(target).tfds_name,
+                                          data_dir, cluster_space.GestureConfig())
         path.parent.mkdir(parents=True, exist_ok=True)
         model.save(path)
     return path

@@ -101,7 +101,9 @@ def export(directory, graphdef, state, config, final_metrics=None, best_step=Non
     model, _ = nnx.merge(graphdef, state)
     params = nnx.to_pure_dict(nnx.state(model, nnx.Param))
     # The parameters are replicated: each process's first shard is the whole array.
-    host_params = jax.tree.map(lambda x: np.asarray(x.addressable_data(0)), params)
+    # Replicated device arrays, or host arrays (the audio model rebuilt around a stored-features run).
+    host_params = jax.tree.map(lambda x: np.asarray(x.addressable_data(0) if hasattr(x, "addressable_data") else x),
+                               params)
     saved_config = config.to_dict()
     export_files = encoders.get(config.model.encoder).export_files
     is_writer = jax.process_index() == 0

@@ -1,7 +1,7 @@
 """How much of the paper's premise is in a corpus pair: gesture clusters vs emotions (issue 11).
 
 The shared gesture cluster space is fitted on the training splits of both corpora exactly as AG-CC fits
-it (`gestures.fit_from_tables`); then, per corpus, the normalised mutual information (scikit-learn,
+it (`gestures.fitting.fit_from_tables`); then, per corpus, the normalised mutual information (scikit-learn,
 arithmetic normalisation) between each valid segment's cluster and its utterance's emotion, and the
 cluster x emotion table of segment counts. NMI near 0: clusters say nothing about emotion (the premise is
 absent); higher: segments of one cluster tend to share an emotion, which is what AG-CC's anchors need.
@@ -20,9 +20,9 @@ def cluster_emotion_table(cluster_ids, emotions, num_clusters, num_emotions):
 
 def measure_premise_from_tables(tables, corpora, config):
     """{corpus: {'nmi', 'table', 'segments'}, 'emotions', 'num_clusters', 'common'} of two descriptor tables."""
-    from artser_jax import gestures
+    from artser_jax.gestures import fitting
 
-    model, labels, role = gestures.fit_from_tables(tables[0], tables[1], config, corpora)
+    model, labels, role = fitting.fit_from_tables(tables[0], tables[1], config, corpora)
     emotions = tables[0].emotion_names
     result = {"emotions": list(emotions), "num_clusters": int(model.num_clusters),
               "common": model.common.astype(int).tolist()}
@@ -39,10 +39,11 @@ def measure_premise_from_tables(tables, corpora, config):
 
 def measure_premise(datasets, corpora, data_dir, config=None, split="train"):
     """`measure_premise_from_tables` on the `split` of two built TFDS datasets (source, target)."""
-    from artser_jax import gestures
+    from artser_jax.gestures import cluster_space
+    from artser_jax.gestures import fitting
 
-    config = config or gestures.GestureConfig()
-    tables = gestures.tables_from_data(datasets, data_dir, config, split)
+    config = config or cluster_space.GestureConfig()
+    tables = fitting.tables_from_data(datasets, data_dir, config, split)
     return measure_premise_from_tables(tables, corpora, config)
 
 
