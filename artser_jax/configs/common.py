@@ -175,3 +175,20 @@ def shrink_for_tests(config):
     config.model.classifier_hidden = 16
     config.optimizer.warmup_steps = 1
     config.total_steps = 4
+
+
+def generated_corpora_scale(config):
+    """Segments, crop, batch sizes and a small log-mel model for the generated corpora on a 2-core CPU
+    (the demo and the controls experiment); the corpora ship exact phone timings, so phones are used."""
+    config.segments.method = "phones"
+    config.segments.max_segments = 40
+    config.input.max_seconds = 3.0
+    config.input.source_batch_size = 16
+    config.input.target_batch_size = 16
+    config.model.encoder = "logmel"
+    config.model.logmel.n_mels = 40
+    config.model.logmel.width = 64
+    config.model.transformer_layers = 1
+    config.model.transformer_width = 64
+    config.model.transformer_heads = 4
+    config.model.classifier_hidden = 64

@@ -42,19 +42,8 @@ def get_config(arg=None):
     args = common.parse_arg(arg, direction="crema_to_msp", method="agcc", tiny=False)
     source, target = common.parse_direction(args.direction)
     config = common.base_config(source=source, target=target, method=args.method)
-    config.segments.method = "phones"  # the generated corpora ship exact phone timings
-    config.segments.max_segments = 40
-    config.input.max_seconds = 3.0
-    config.input.source_batch_size = 16
-    config.input.target_batch_size = 16
+    common.generated_corpora_scale(config)
     config.input.eval_batch_size = 48
-    config.model.encoder = "logmel"
-    config.model.logmel.n_mels = 40
-    config.model.logmel.width = 64
-    config.model.transformer_layers = 1
-    config.model.transformer_width = 64
-    config.model.transformer_heads = 4
-    config.model.classifier_hidden = 64
     if args.method in TRIPLET_METHODS:
         config.loss.gamma = RECIPE["triplet_gamma"]
         config.loss.lam = RECIPE["triplet_lam"]

@@ -10,20 +10,8 @@ def get_config(arg=None):
     args = common.parse_arg(arg, direction="crema_to_msp", method="agcc", tiny=False)
     source, target = common.parse_direction(args.direction)
     config = common.base_config(source=source, target=target, method=args.method)
-    # The demo corpora ship exact phone timings, so the paper's phone segments are used.
-    config.segments.method = "phones"
-    config.segments.max_segments = 40
-    config.input.max_seconds = 3.0
-    config.input.source_batch_size = 16
-    config.input.target_batch_size = 16
+    common.generated_corpora_scale(config)
     config.input.eval_batch_size = 32
-    config.model.encoder = "logmel"
-    config.model.logmel.n_mels = 40
-    config.model.logmel.width = 64
-    config.model.transformer_layers = 1
-    config.model.transformer_width = 64
-    config.model.transformer_heads = 4
-    config.model.classifier_hidden = 64
     config.optimizer.learning_rate = 1e-3
     config.optimizer.warmup_steps = 30
     config.total_steps = 300
