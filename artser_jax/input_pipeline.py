@@ -15,6 +15,7 @@ every utterance is scored exactly once. Target labels enter only the evaluation 
 import logging
 import math
 import pathlib
+import os
 import re
 
 import grain
@@ -147,12 +148,19 @@ class ZippedToDict(grain.transforms.Map):
         return {"source": source, "target": target}
 
 
-def training_stream(data_source, prepare, global_batch_size, seed, shard_index, shard_count):
-    """An endless, shuffled, process-sharded IterDataset of local batches of `prepare`d examples."""
+def training_stream(data_source, prepare, global_batch_size, seed, shard_index, shard_count, read_ahead_batches):
+    """An endless, shuffled, process-sharded IterDataset of local batches of `prepare`d examples.
+
+    Reading runs at most `read_ahead_batches` batches ahead of the trainer: Grain's default (500 elements
+    on 16 threads) prepares hundreds of unused examples and, on a few cores, starves the training step.
+    """
+    local_batch_size = global_batch_size // shard_count
     dataset = grain.MapDataset.source(data_source).shuffle(seed=seed).repeat(None)
     dataset = ProcessBlocks(dataset, global_batch_size, shard_index, shard_count)
-    dataset = dataset.map(prepare).batch(global_batch_size // shard_count, drop_remainder=True)
-    return dataset.to_iter_dataset()
+    dataset = dataset.map(prepare).batch(local_batch_size, drop_remainder=True)
+    read_options = grain.ReadOptions(num_threads=max(1, min(16, os.cpu_count() or 1)),
+                                     prefetch_buffer_size=read_ahead_batches * local_batch_size)
+    return dataset.to_iter_dataset(read_options)
 
 
 def training_iterator(source_data, target_data, source_prepare, target_prepare, *, source_batch_size,
@@ -161,9 +169,9 @@ def training_iterator(source_data, target_data, source_prepare, target_prepare, 
     if target_prepare.with_label:
         raise ValueError("the target training stream must not carry labels (unsupervised adaptation)")
     source = training_stream(source_data, source_prepare, source_batch_size, seed,
-                             shard_options.shard_index, shard_options.shard_count)
+                             shard_options.shard_index, shard_options.shard_count, max(prefetch_buffer, 1))
     target = training_stream(target_data, target_prepare, target_batch_size, seed + 1,
-                             shard_options.shard_index, shard_options.shard_count)
+                             shard_options.shard_index, shard_options.shard_count, max(prefetch_buffer, 1))
     zipped = grain.experimental.ZipIterDataset([source, target]).map(ZippedToDict())
     if worker_count > 0:
         zipped = zipped.mp_prefetch(grain.MultiprocessingOptions(num_workers=worker_count))

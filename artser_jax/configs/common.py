@@ -86,7 +86,7 @@ def base_config(source="crema_d", target="msp_improv", method="agcc"):
     config.input.eval_batch_size = 64
     config.input.shuffle_seed = 0
     config.input.worker_count = 0  # grain worker processes; 0 reads in the main process
-    config.input.prefetch_buffer = 2  # batches prefetched by a background thread
+    config.input.prefetch_buffer = 2  # batches read and prepared ahead of the training step
 
     config.segments = ml_collections.ConfigDict()
     config.segments.method = "phones"  # [ours] 'phones' (TextGrid alignment), 'windows', 'phones_or_windows'
