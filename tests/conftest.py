@@ -7,3 +7,9 @@ os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 pytest_plugins = ["tests.fixture_gestures", "tests.fixture_datasets", "tests.fixture_corpora", "tests.fixture_train"]
+
+
+def pytest_collection_modifyitems(items):
+    """Files holding a `slow` test run first, so that xdist's per-file workers (scripts/test.sh) end together."""
+    has_slow = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in has_slow)

@@ -4,12 +4,16 @@ Every run uses the tiny demo config for 24 steps (evaluation and checkpoint ever
 compilation cache shared by the session's runs saves recompiling identical steps.
 """
 
+import fcntl
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 
 import pytest
+
+from tests.fixture_datasets import session_shared_dir
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 TOTAL_STEPS = 24
@@ -73,7 +77,15 @@ def tiny_training(tiny_data_dir, tiny_gesture_model, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def reference_run(tiny_training, tmp_path_factory):
-    """Workdir of an uninterrupted AG-CC run on 8 devices (shared by the train, multi-host, predict tests)."""
-    workdir = tmp_path_factory.mktemp("reference_run")
-    tiny_training.run(workdir)
+    """Workdir of an uninterrupted AG-CC run on 8 devices (shared by the train, multi-host, predict tests).
+
+    Trained once per session, also under pytest-xdist (the first worker trains under a file lock, the
+    others read it). Treat it as read-only: copy it before changing anything.
+    """
+    workdir = session_shared_dir(tmp_path_factory, "reference_run")
+    with open(workdir.parent / f"{workdir.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (workdir / "export" / "model.json").exists():
+            shutil.rmtree(workdir, ignore_errors=True)
+            tiny_training.run(workdir)
     return workdir

@@ -34,6 +34,7 @@ def test_oracle_clusters_are_the_true_emotions():
         clusters.assign_example({"emotion": 7, "utterance_id": "x"}, {"seg_mask": np.ones(2, bool)})
 
 
+@pytest.mark.slow
 def test_experiment_command_end_to_end_at_tiny_size(tmp_path):
     out_dir = tmp_path / "controls"
     for strength in (controls.PREMISE_PRESENT, controls.PREMISE_ABSENT):
@@ -42,7 +43,7 @@ def test_experiment_command_end_to_end_at_tiny_size(tmp_path):
     env = dict(os.environ, JAX_PLATFORMS="cpu")
     command = [sys.executable, str(REPO / "launch" / "experiment.py"), "--experiment=controls",
                f"--out_dir={out_dir}", "--size=tiny", "--seeds=0", f"--test_generator_seed={GENERATOR_SEED}",
-               "--directions=crema_to_msp", "--arms=oracle_emotion", "--num_workers=1"]
+               "--directions=crema_to_msp", "--arms=oracle_emotion", "--num_workers=2"]
     result = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-6000:]
     assert "oracle_emotion (DIAGNOSTIC)" in result.stdout

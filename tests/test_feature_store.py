@@ -127,6 +127,7 @@ def test_model_on_stored_layers_equals_model_on_audio():
                 assert np.isnan(np.asarray(got.hidden_states[index])).all()
 
 
+@pytest.mark.slow
 def test_training_on_the_store_equals_recomputing(tiny_training, encoder_dirs, tiny_corpora, tmp_path):
     store_dir = tmp_path / "store"
     stored = train(tiny_training, tmp_path / "stored", encoder_dirs[0], store_dir)
@@ -174,6 +175,7 @@ def test_training_on_the_store_equals_recomputing(tiny_training, encoder_dirs, t
     assert predictions[0] == pytest.approx(predictions[1], rel=RTOL, abs=ATOL)
 
 
+@pytest.mark.slow
 def test_store_is_rebuilt_for_other_encoder_files_and_restore_names_both_hashes(tiny_training, encoder_dirs,
                                                                                   tmp_path):
     store_dir = tmp_path / "store"

@@ -6,6 +6,8 @@ import json
 import socket
 import subprocess
 
+import pytest
+
 from artser_jax import evaluation
 from tests.fixture_train import REPO, assert_same_records
 
@@ -16,6 +18,7 @@ def _free_port():
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_two_processes_match_one_process(tiny_training, reference_run, tmp_path):
     workdir = tmp_path / "multihost"
     address = f"localhost:{_free_port()}"

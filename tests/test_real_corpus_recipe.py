@@ -84,6 +84,7 @@ def _run(command, root, extra=(), env=None):
     return result
 
 
+@pytest.mark.slow
 def test_readme_real_corpus_recipe_runs_as_written(stand_ins, tiny_training):
     commands = readme_real_corpus_commands()
     assert [c.split()[1] for c in commands] == [

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -75,13 +76,14 @@ def test_config_typo_fails_before_work(tiny_training, tmp_path):
     assert not (tmp_path / "typo").exists()
 
 
-def test_evaluate_reruns_the_final_evaluation(tiny_training, reference_run):
+def test_evaluate_reruns_the_final_evaluation(tiny_training, reference_run, tmp_path):
     final = json.loads((reference_run / "final" / "source_dev" / "report.json").read_text())
+    workdir = shutil.copytree(reference_run, tmp_path / "run")
     command = [sys.executable, str(REPO / "launch" / "evaluate.py"), f"--config={REPO / 'configs' / 'demo.py'}:tiny",
-               f"--config.data_dir={tiny_training.data_dir}", f"--workdir={reference_run}"]
+               f"--config.data_dir={tiny_training.data_dir}", f"--workdir={workdir}"]
     result = subprocess.run(command, env=tiny_training.env(), cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-4000:]
-    out_dir = reference_run / "evaluate" / f"step_{final['step']:06d}"
+    out_dir = workdir / "evaluate" / f"step_{final['step']:06d}"
     for name in ("source_dev", "target_test"):
         with open(reference_run / "final" / name / "predictions.csv") as f:
             want = list(csv.DictReader(f))
