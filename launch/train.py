@@ -46,11 +46,13 @@ def main(argv):
     from artser_jax import checkpoint  # pylint: disable=g-import-not-at-top  (after distributed init)
     from artser_jax import train  # pylint: disable=g-import-not-at-top
     from artser_jax import workdir_lock  # pylint: disable=g-import-not-at-top
+    from artser_jax.gestures import cluster_space  # pylint: disable=g-import-not-at-top
     library_logs.quiet_library_logs()
 
     try:
         result = train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
-    except (train.ConfigError, workdir_lock.WorkdirLockedError, checkpoint.NoReadableCheckpointError) as error:
+    except (train.ConfigError, workdir_lock.WorkdirLockedError, checkpoint.NoReadableCheckpointError,
+            cluster_space.GestureArtifactError) as error:
         print(f"launch/train.py: error: {error}", file=sys.stderr)
         sys.exit(2)
     if result["preempted"]:

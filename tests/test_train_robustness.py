@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 from artser_jax import evaluation
@@ -118,6 +119,18 @@ def test_invalid_config_fields_are_named_before_any_work(tiny_training, tmp_path
         assert line in result.stderr
     assert "Traceback" not in result.stderr
     assert not workdir.exists()
+
+
+def test_a_file_that_is_not_a_gesture_model_is_one_line_naming_it(tiny_training, tmp_path):
+    not_gestures = tmp_path / "features.npz"
+    np.savez(not_gestures, embeddings=np.zeros((2, 3)))
+    result = subprocess.run(tiny_training.command(tmp_path / "run", f"--config.gestures_path={not_gestures}"),
+                            env=tiny_training.env(), cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"launch/train.py: error: {not_gestures} is a NumPy archive with arrays ['embeddings'], not a gesture "
+        "model artifact (it has no 'metadata')")
 
 
 @pytest.mark.parametrize("field, value, rule", [

@@ -253,51 +253,56 @@ def _write_artifact(path, metadata, arrays):
     partial.replace(path)  # never leave a half-written artifact under the final name
 
 
+class GestureArtifactError(ValueError):
+    """A file named as a gesture model that is not one, or is one this code cannot read."""
+
+
 def _read_artifact(path):
-    """(metadata, arrays) of an artifact file; a ValueError that says what the file is otherwise."""
+    """(metadata, arrays) of an artifact file; a GestureArtifactError that says what the file is otherwise."""
     with open(path, "rb") as f:
         magic = f.read(6)
     if magic == b"\x93NUMPY":
-        raise ValueError(f"{path} is a single NumPy array (.npy), not a gesture model artifact")
+        raise GestureArtifactError(f"{path} is a single NumPy array (.npy), not a gesture model artifact")
     if not magic.startswith(b"PK"):
-        raise ValueError(f"{path} is not a NumPy archive (.npz), so not a gesture model artifact")
+        raise GestureArtifactError(f"{path} is not a NumPy archive (.npz), so not a gesture model artifact")
     try:
         archive = np.load(path, allow_pickle=False)
     except (OSError, ValueError, zipfile.BadZipFile) as error:
-        raise ValueError(f"{path} is a damaged or incomplete archive ({error}), not a readable gesture "
-                         f"model artifact") from None
+        raise GestureArtifactError(f"{path} is a damaged or incomplete archive ({error}), not a readable "
+                                   f"gesture model artifact") from None
     with archive:
         names = sorted(archive.files)
         what = f"{path} is a NumPy archive with arrays {names}"
         if "metadata" not in names:
-            raise ValueError(f"{what}, not a gesture model artifact (it has no 'metadata')")
+            raise GestureArtifactError(f"{what}, not a gesture model artifact (it has no 'metadata')")
         try:
             arrays = {name: archive[name] for name in names}
         except (OSError, ValueError, zipfile.BadZipFile) as error:  # e.g. object arrays need pickle
-            raise ValueError(f"{what}, not a gesture model artifact ({error})") from None
+            raise GestureArtifactError(f"{what}, not a gesture model artifact ({error})") from None
     try:
         metadata = json.loads(str(arrays.pop("metadata")))
     except ValueError as error:
-        raise ValueError(f"{what}, not a gesture model artifact (its 'metadata' is not JSON: {error})") from None
+        raise GestureArtifactError(
+            f"{what}, not a gesture model artifact (its 'metadata' is not JSON: {error})") from None
     if not isinstance(metadata, dict):
-        raise ValueError(f"{what}, not a gesture model artifact (its 'metadata' is not a JSON object)")
+        raise GestureArtifactError(f"{what}, not a gesture model artifact (its 'metadata' is not a JSON object)")
     return metadata, arrays
 
 
 def load_gesture_model(path):
-    """A `GestureModel` or `PhoneGestureModel` from its `.npz` artifact."""
+    """A `GestureModel` or `PhoneGestureModel` from its `.npz` artifact (GestureArtifactError if it is none)."""
     path = pathlib.Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"gesture model {path} does not exist; fit one with launch/fit_gestures.py")
     metadata, arrays = _read_artifact(path)
     version = metadata.get("format_version")
     if version != FORMAT_VERSION:
-        raise ValueError(f"{path} has gesture model format {version}; this code reads {FORMAT_VERSION}")
+        raise GestureArtifactError(f"{path} has gesture model format {version}; this code reads {FORMAT_VERSION}")
     if metadata.get("kind") == PhoneGestureModel.kind:
         return PhoneGestureModel(phones=tuple(metadata["phones"]))
     if metadata.get("kind") != GestureModel.kind:
-        raise ValueError(f"{path} holds a gesture model of unknown kind {metadata.get('kind')!r}")
+        raise GestureArtifactError(f"{path} holds a gesture model of unknown kind {metadata.get('kind')!r}")
     if metadata["descriptor_names"] != list(descriptors_lib.DESCRIPTOR_NAMES):
-        raise ValueError(f"{path} was fitted with other descriptors than this code computes")
+        raise GestureArtifactError(f"{path} was fitted with other descriptors than this code computes")
     return GestureModel(config=GestureConfig(**metadata["config"]), corpora=tuple(metadata["corpora"]),
                         datasets=tuple(metadata["datasets"]), **arrays)
