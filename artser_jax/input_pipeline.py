@@ -14,8 +14,8 @@ every utterance is scored exactly once. Target labels enter only the evaluation 
 
 import logging
 import math
-import pathlib
 import os
+import pathlib
 import re
 
 import grain
@@ -168,10 +168,11 @@ def training_iterator(source_data, target_data, source_prepare, target_prepare, 
     """One checkpointable iterator of `{'source': batch, 'target': batch}` local batches."""
     if target_prepare.with_label:
         raise ValueError("the target training stream must not carry labels (unsupervised adaptation)")
+    read_ahead = max(prefetch_buffer, 1)
     source = training_stream(source_data, source_prepare, source_batch_size, seed,
-                             shard_options.shard_index, shard_options.shard_count, max(prefetch_buffer, 1))
+                             shard_options.shard_index, shard_options.shard_count, read_ahead)
     target = training_stream(target_data, target_prepare, target_batch_size, seed + 1,
-                             shard_options.shard_index, shard_options.shard_count, max(prefetch_buffer, 1))
+                             shard_options.shard_index, shard_options.shard_count, read_ahead)
     zipped = grain.experimental.ZipIterDataset([source, target]).map(ZippedToDict())
     if worker_count > 0:
         zipped = zipped.mp_prefetch(grain.MultiprocessingOptions(num_workers=worker_count))

@@ -7,6 +7,7 @@ keeps concurrent test sessions from rendering into the same folder at once. Trea
 copy it before changing anything.
 """
 
+import contextlib
 import fcntl
 import hashlib
 import pathlib
@@ -31,13 +32,20 @@ def generator_source_hash():
     return digest.hexdigest()[:16]
 
 
+@contextlib.contextmanager
+def exclusive_build(folder):
+    """Holds `<folder>.lock` beside `folder`, so that one process at a time (test sessions, xdist workers) builds it."""
+    with open(folder.parent / f"{folder.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def cached_corpora(size, seed, parameters_version=1, premise_strength=None):
     root = pathlib.Path(tempfile.gettempdir()) / "artser_jax_demo_corpora"
     version = "" if parameters_version == 1 else f"-v{parameters_version}-premise{premise_strength}"
     out_dir = root / f"{size}-seed{seed}{version}-{generator_source_hash()}"
     root.mkdir(parents=True, exist_ok=True)
-    with open(root / f"{out_dir.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with exclusive_build(out_dir):
         generate_demo_corpora(out_dir, size=size, seed=seed, num_workers=1, parameters_version=parameters_version,
                               premise_strength=premise_strength)
     return out_dir

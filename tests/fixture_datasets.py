@@ -8,11 +8,12 @@ With pytest-xdist the workers share one build (the first builds it under a file 
 and read it), so MediaPipe runs once per session, not once per worker. Treat it as read-only.
 """
 
-import fcntl
+import os
 
 import pytest
 
 from artser_jax.data import prepare
+from tests.fixture_corpora import exclusive_build
 
 TINY_CONFIG = "emotion4"
 
@@ -20,15 +21,14 @@ TINY_CONFIG = "emotion4"
 def session_shared_dir(tmp_path_factory, name):
     """A folder shared by every xdist worker of this session (the session's own temp folder without xdist)."""
     base = tmp_path_factory.getbasetemp()
-    return (base.parent if base.name.startswith("popen-gw") else base) / name
+    return (base.parent if "PYTEST_XDIST_WORKER" in os.environ else base) / name
 
 
 @pytest.fixture(scope="session")
 def tiny_data_dir(tiny_corpora, tmp_path_factory):
     data_dir = session_shared_dir(tmp_path_factory, "tiny_data")
     data_dir.mkdir(exist_ok=True)
-    with open(data_dir.parent / f"{data_dir.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with exclusive_build(data_dir):
         for corpus in ("crema_d", "msp_improv"):
             # Idempotent: a dataset another worker finished is found and left as it is.
             prepare.prepare_dataset(corpus, tiny_corpora / corpus, data_dir, config_names=(TINY_CONFIG,),

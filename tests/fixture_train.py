@@ -4,7 +4,6 @@ Every run uses the tiny demo config for 24 steps (evaluation and checkpoint ever
 compilation cache shared by the session's runs saves recompiling identical steps.
 """
 
-import fcntl
 import os
 import pathlib
 import shutil
@@ -13,6 +12,7 @@ import sys
 
 import pytest
 
+from tests.fixture_corpora import exclusive_build
 from tests.fixture_datasets import session_shared_dir
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -83,8 +83,7 @@ def reference_run(tiny_training, tmp_path_factory):
     others read it). Treat it as read-only: copy it before changing anything.
     """
     workdir = session_shared_dir(tmp_path_factory, "reference_run")
-    with open(workdir.parent / f"{workdir.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with exclusive_build(workdir):
         if not (workdir / "export" / "model.json").exists():
             shutil.rmtree(workdir, ignore_errors=True)
             tiny_training.run(workdir)
