@@ -8,11 +8,14 @@ with source-only by a paired bootstrap interval of delta-UAR over test utterance
 Everything is resumable: finished corpora, datasets, gesture models and runs are found and reused.
 """
 
+from concurrent import futures
 import csv
 import dataclasses
 import hashlib
 import json
 import logging
+import multiprocessing
+import os
 import pathlib
 import time
 
@@ -45,9 +48,11 @@ class Pair:
         return f"seed{self.generator_seed}-premise{self.premise_strength:g}"
 
 
-def experiment_pairs(role, dev_generator_seed, test_generator_seed):
-    seed = {"dev": dev_generator_seed, "test": test_generator_seed}[role]
-    return [Pair(role, "present", seed, controls.PREMISE_PRESENT), Pair(role, "absent", seed, controls.PREMISE_ABSENT)]
+def experiment_pairs(role, dev_generator_seed, test_generator_seed, conditions=("present", "absent")):
+    seed = {"dev": dev_generator_seed, "test": test_generator_seed, "demo": controls.DEMO_GENERATOR_SEED}[role]
+    strengths = {"present": controls.PREMISE_PRESENT, "absent": controls.PREMISE_ABSENT}
+    return [Pair(role, condition, seed, strengths[condition]) for condition in ("present", "absent")
+            if condition in conditions]
 
 
 class CorpusMismatchError(ValueError):
@@ -153,6 +158,10 @@ def read_predictions(path, class_names):
             np.array([index[r["predicted"]] for r in rows]))
 
 
+class RunInterrupted(RuntimeError):
+    """A training run stopped on SIGTERM after saving; rerunning the experiment resumes it."""
+
+
 def _run_config(direction, method, seed, data_dir, gestures_path, tiny):
     config = controls.get_config(f"direction={direction},method={method}" + (",tiny" if tiny else ""))
     config.data_dir = str(data_dir)
@@ -179,7 +188,7 @@ def train_arm(run_dir, config, figure_path=None):
         logging.info("training %s seed %d -> %s", config.method, config.seed, run_dir)
         result = train.train_and_evaluate(config, run_dir)
         if result["preempted"]:
-            raise SystemExit("interrupted; rerun the same command to resume")
+            raise RunInterrupted(f"{run_dir}: interrupted; rerun the same command to resume")
     diagnostics_path = run_dir / "diagnostics.json"
     if not diagnostics_path.is_file() or (figure_path is not None and not figure_path.is_file()):
         assigner = _diagnostics_assigner(config)
@@ -232,8 +241,8 @@ def format_results(results):
                      f"{pair['premise_strength']:g})\n")
         lines.append("Cluster-emotion NMI (train splits): " +
                      ", ".join(f"{c} {pair['premise'][c]['nmi']:.3f}" for c in CORPORA) + "\n")
-        lines += ["| direction | arm | target UAR (mean ± std) | seeds' UARs | delta-UAR [95% CI] | "
-                  "anchor gap | nearest-in-cluster | method grad share |", "|---" * 8 + "|"]
+        lines += ["| direction | arm | source-dev UAR | target UAR (mean ± std) | seeds' UARs | delta-UAR [95% CI] | "
+                  "anchor gap | nearest-in-cluster | method grad share |", "|---" * 9 + "|"]
         for direction, table in pair["directions"].items():
             for arm, entry in table.items():
                 ci = entry.get("delta_uar_ci")
@@ -241,7 +250,9 @@ def format_results(results):
                 diag = entry["final_diagnostics"]
                 share = f"{diag[f'grad_share/{arm}']:.2f}" if f"grad_share/{arm}" in diag else "-"
                 name = f"{arm} (DIAGNOSTIC)" if arm == "oracle_emotion" else arm
-                lines.append(f"| {direction} | {name} | {entry['mean']:.1f} ± {entry['std']:.1f} | "
+                dev = entry["source_dev_uars"]
+                lines.append(f"| {direction} | {name} | {np.mean(dev):.1f} ± {np.std(dev):.1f} | "
+                             f"{entry['mean']:.1f} ± {entry['std']:.1f} | "
                              f"{', '.join(f'{u:.1f}' for u in entry['uars'])} | {delta} | "
                              f"{diag['anchor_distance_gap']:+.3f} | {diag['nearest_source_in_cluster']:.2f} | "
                              f"{share} |")
@@ -249,14 +260,65 @@ def format_results(results):
     return "\n".join(lines)
 
 
+def available_cores():
+    return sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
+
+
+def default_parallel_runs():
+    """One run per CPU core on a CPU backend (a run of the small recipe model does not use several cores
+    well; docs/controls.md "Cost"), one at a time on an accelerator."""
+    import jax  # pylint: disable=g-import-not-at-top
+
+    return len(available_cores()) if jax.default_backend() == "cpu" else 1
+
+
+def _start_run_worker(core_sets, compilation_cache_dir):
+    """Pins this worker to its share of the cores before JAX starts, so XLA sizes its thread pools to it."""
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, core_sets.get())
+    logging.getLogger().setLevel(logging.INFO)
+    from artser_jax import library_logs  # pylint: disable=g-import-not-at-top
+
+    library_logs.quiet_library_logs()
+    if compilation_cache_dir:
+        import jax  # pylint: disable=g-import-not-at-top
+
+        jax.config.update("jax_compilation_cache_dir", compilation_cache_dir)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+
+
+def _run_job(job):
+    run_dir, config_args, figure = job
+    return train_arm(run_dir, _run_config(*config_args), figure)
+
+
+def run_jobs(jobs, parallel_runs, compilation_cache_dir=None):
+    """train_arm over `jobs` [(run_dir, _run_config args, figure path)], in order; `parallel_runs` > 1 runs
+    that many in worker processes, each pinned to its own share of the cores."""
+    if parallel_runs <= 1 or len(jobs) <= 1:
+        return [_run_job(job) for job in jobs]
+    cores = available_cores()
+    parallel_runs = min(parallel_runs, len(jobs), len(cores))
+    context = multiprocessing.get_context("spawn")
+    core_sets = context.Queue()
+    for worker in range(parallel_runs):
+        core_sets.put(set(cores[worker::parallel_runs]))
+    # A worker that dies (out of memory, killed) breaks the pool with an error instead of a hang.
+    with futures.ProcessPoolExecutor(parallel_runs, mp_context=context, initializer=_start_run_worker,
+                                     initargs=(core_sets, compilation_cache_dir)) as pool:
+        return list(pool.map(_run_job, jobs))
+
+
 def run_controls(out_dir, size="controls", seeds=controls.TRAINING_SEEDS, role="test",
                  dev_generator_seed=controls.DEV_GENERATOR_SEED, test_generator_seed=controls.TEST_GENERATOR_SEED,
-                 directions=DIRECTIONS, num_workers=2, arms=None, conditions=("present", "absent")):
-    """The whole experiment on the `role` pairs; writes results.md, results.json and figures; returns results.
+                 directions=DIRECTIONS, num_workers=2, arms=None, conditions=("present", "absent"), parallel_runs=1,
+                 compilation_cache_dir=None):
+    """The whole experiment on the `role` pairs (dev, test, or demo: the README demo's premise-present pair);
+    writes results.md, results.json and figures; returns (results, the table as Markdown).
 
     `arms` (default: every arm of `controls.ARMS`) and `conditions` restrict the arms and premise
     conditions, for development work and smoke tests; source-only is always trained, as every comparison
-    needs it.
+    needs it. `parallel_runs` trains that many runs at once (`run_jobs`).
     """
     started = time.perf_counter()
     out_dir = pathlib.Path(out_dir).absolute()
@@ -265,29 +327,30 @@ def run_controls(out_dir, size="controls", seeds=controls.TRAINING_SEEDS, role="
     stages = {}
     results = {"size": size, "role": role, "seeds": list(seeds), "arms": list(arms) if arms else "all", "parameters_version": controls.PARAMETERS_VERSION,
                "recipe": controls.RECIPE, "pairs": {}}
-    for pair in experiment_pairs(role, dev_generator_seed, test_generator_seed):
-        if pair.condition not in conditions:
-            continue
+    for pair in experiment_pairs(role, dev_generator_seed, test_generator_seed, conditions):
         mark = time.perf_counter()
         data_dir, hashes = prepare_pair(out_dir, pair, size, num_workers)
         stages[f"{pair.name}: corpora and datasets"] = time.perf_counter() - mark
         entry = {"generator_seed": pair.generator_seed, "premise_strength": pair.premise_strength,
                  "content_hashes": hashes, "premise": measure_pair(out_dir, pair, data_dir), "directions": {}}
         mark = time.perf_counter()
+        keys, jobs = [], []
         for direction in directions:
             gestures_path = fit_gestures(out_dir, pair, direction, data_dir)
-            runs = {}
             for arm in controls.ARMS[pair.condition]:
                 if arms is not None and arm not in arms and arm != controls.BASELINE:
                     continue
-                runs[arm] = []
                 for seed in seeds:
                     run_dir = out_dir / "runs" / pair.folder / direction / arm / f"seed{seed}"
                     figure = (out_dir / "figures" / f"{pair.folder}_{direction}_{arm}_seed{seed}.png"
                               if seed == seeds[0] else None)
-                    config = _run_config(direction, arm, seed, data_dir, gestures_path, tiny)
-                    runs[arm].append(train_arm(run_dir, config, figure))
-            entry["directions"][direction] = compare_arms(runs)
+                    keys.append((direction, arm))
+                    jobs.append((run_dir, (direction, arm, seed, data_dir, gestures_path, tiny), figure))
+        runs = {}
+        for (direction, arm), summary in zip(keys, run_jobs(jobs, parallel_runs, compilation_cache_dir)):
+            runs.setdefault(direction, {}).setdefault(arm, []).append(summary)
+        for direction, direction_runs in runs.items():
+            entry["directions"][direction] = compare_arms(direction_runs)
         stages[f"{pair.name}: training, diagnostics, statistics"] = time.perf_counter() - mark
         results["pairs"][pair.name] = entry
     results["stage_seconds"] = stages
@@ -296,7 +359,7 @@ def run_controls(out_dir, size="controls", seeds=controls.TRAINING_SEEDS, role="
     timing = ", ".join(f"{name} {seconds:.0f} s" for name, seconds in stages.items())
     (out_dir / "results.md").write_text(
         f"# Controls experiment ({role} pairs, size {size}, seeds {list(seeds)})\n\n{text}\n"
-        f"Target UAR in %, mean ± std over seeds; delta-UAR = arm - source_only with a paired bootstrap 95% "
+        f"UAR in %, mean ± std over seeds (source-dev: the selected checkpoint's); delta-UAR = arm - source_only with a paired bootstrap 95% "
         f"interval over target-test utterances and seeds. oracle_emotion is a DIAGNOSTIC that reads target "
         f"labels. Diagnostics: at the last evaluated checkpoint, mean over seeds. Wall time "
         f"{results['wall_time_s'] / 60:.1f} min ({timing}).\n")

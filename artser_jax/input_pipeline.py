@@ -1,7 +1,7 @@
 """Grain input pipelines over the TFDS datasets (numpy only; JAX never runs in here).
 
 Training: a labelled source stream and an unlabelled target stream, each
-`source -> shuffle(seed) -> repeat -> shard by process -> PrepareExample -> batch`, zipped into one
+`source -> PrepareExample [-> kept in memory] -> shuffle(seed) -> repeat -> shard by process -> batch`, zipped into one
 iterator so that one saved iterator state covers both. Process sharding is applied *after* the global
 shuffle, by blocks (`ProcessBlocks`): of global batch b (shuffled positions b*G .. b*G + G - 1), process
 p of P reads the rows p*L .. p*L + L - 1 (L = G / P). The global batch assembled from the processes'
@@ -148,31 +148,61 @@ class ZippedToDict(grain.transforms.Map):
         return {"source": source, "target": target}
 
 
-def training_stream(data_source, prepare, global_batch_size, seed, shard_index, shard_count, read_ahead_batches):
+class KeptInMemory(grain.MapDataset):
+    """Its parent's elements, each computed on first read and then kept: a deterministic preparation of a
+    split small enough to hold in memory is then paid once per run, not once per epoch."""
+
+    def __init__(self, parent):
+        super().__init__(parent)
+        self._kept = {}
+
+    def __len__(self):
+        return len(self._parent)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return self.slice(index)
+        index %= len(self._parent)  # a shuffle's later epochs ask for index + epoch * length
+        element = self._kept.get(index)
+        if element is None:
+            element = self._kept[index] = self._parent[index]
+        return element
+
+    def __str__(self):
+        return f"KeptInMemory(kept={len(self._kept)})"
+
+
+def training_stream(data_source, prepare, global_batch_size, seed, shard_index, shard_count, read_ahead_batches,
+                    keep_prepared=False):
     """An endless, shuffled, process-sharded IterDataset of local batches of `prepare`d examples.
 
     Reading runs at most `read_ahead_batches` batches ahead of the trainer: Grain's default (500 elements
     on 16 threads) prepares hundreds of unused examples and, on a few cores, starves the training step.
+    Examples are prepared lazily by source index, so a process prepares only the rows it reads;
+    `keep_prepared` keeps each prepared example for the later epochs (the same elements, read once).
     """
     local_batch_size = global_batch_size // shard_count
-    dataset = grain.MapDataset.source(data_source).shuffle(seed=seed).repeat(None)
-    dataset = ProcessBlocks(dataset, global_batch_size, shard_index, shard_count)
-    dataset = dataset.map(prepare).batch(local_batch_size, drop_remainder=True)
+    dataset = grain.MapDataset.source(data_source).map(prepare)
+    if keep_prepared:
+        dataset = KeptInMemory(dataset)
+    dataset = ProcessBlocks(dataset.shuffle(seed=seed).repeat(None), global_batch_size, shard_index, shard_count)
+    dataset = dataset.batch(local_batch_size, drop_remainder=True)
     read_options = grain.ReadOptions(num_threads=max(1, min(16, os.cpu_count() or 1)),
                                      prefetch_buffer_size=read_ahead_batches * local_batch_size)
     return dataset.to_iter_dataset(read_options)
 
 
 def training_iterator(source_data, target_data, source_prepare, target_prepare, *, source_batch_size,
-                      target_batch_size, seed, shard_options, worker_count=0, prefetch_buffer=2):
+                      target_batch_size, seed, shard_options, worker_count=0, prefetch_buffer=2,
+                      keep_prepared=False):
     """One checkpointable iterator of `{'source': batch, 'target': batch}` local batches."""
     if target_prepare.with_label:
         raise ValueError("the target training stream must not carry labels (unsupervised adaptation)")
     read_ahead = max(prefetch_buffer, 1)
     source = training_stream(source_data, source_prepare, source_batch_size, seed,
-                             shard_options.shard_index, shard_options.shard_count, read_ahead)
+                             shard_options.shard_index, shard_options.shard_count, read_ahead, keep_prepared)
     target = training_stream(target_data, target_prepare, target_batch_size, seed + 1,
-                             shard_options.shard_index, shard_options.shard_count, read_ahead)
+                             shard_options.shard_index, shard_options.shard_count, read_ahead, keep_prepared)
     zipped = grain.experimental.ZipIterDataset([source, target]).map(ZippedToDict())
     if worker_count > 0:
         zipped = zipped.mp_prefetch(grain.MultiprocessingOptions(num_workers=worker_count))

@@ -274,7 +274,7 @@ def _train_and_evaluate(config, workdir, is_main):
         make_prepare(config, cluster_model, False), source_batch_size=config.input.source_batch_size,
         target_batch_size=config.input.target_batch_size, seed=config.input.shuffle_seed + config.seed,
         shard_options=shard_options, worker_count=config.input.worker_count,
-        prefetch_buffer=config.input.prefetch_buffer)
+        prefetch_buffer=config.input.prefetch_buffer, keep_prepared=config.input.keep_prepared_in_memory)
     eval_prepare = make_prepare(config, None, True)
     prepares = {name: eval_prepare for name in config.evals}
     logging.info("Method %s: %d clusters, %d common", config.method, num_clusters, int(np.sum(common)))

@@ -27,6 +27,8 @@ _DIRECTIONS = flags.DEFINE_list("directions", ["crema_to_msp", "msp_to_crema"], 
 _ARMS = flags.DEFINE_list("arms", None, "Only these arms (smoke tests; default: every arm). source_only always runs.")
 _CONDITIONS = flags.DEFINE_list("conditions", ["present", "absent"], "Premise conditions whose pairs run.")
 _NUM_WORKERS = flags.DEFINE_integer("num_workers", 2, "Processes for rendering and landmark extraction.")
+_PARALLEL_RUNS = flags.DEFINE_integer("parallel_runs", None, "Training runs at once (default: one per CPU core on a "
+                                      "CPU backend, each pinned to its core; one on an accelerator).")
 
 
 def main(argv):
@@ -41,13 +43,19 @@ def main(argv):
     import jax  # pylint: disable=g-import-not-at-top
 
     # Arms and seeds share step shapes: compiled executables are reused across the runs.
-    jax.config.update("jax_compilation_cache_dir", f"{_OUT_DIR.value}/jax_cache")
+    cache_dir = f"{_OUT_DIR.value}/jax_cache"
+    jax.config.update("jax_compilation_cache_dir", cache_dir)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    results, text = experiment.run_controls(
-        _OUT_DIR.value, size=_SIZE.value, seeds=[int(s) for s in _SEEDS.value], role=_PAIR.value,
-        dev_generator_seed=_DEV_SEED.value, test_generator_seed=_TEST_SEED.value,
-        directions=_DIRECTIONS.value, num_workers=_NUM_WORKERS.value, arms=_ARMS.value,
-        conditions=_CONDITIONS.value)
+    parallel_runs = _PARALLEL_RUNS.value or experiment.default_parallel_runs()
+    try:
+        results, text = experiment.run_controls(
+            _OUT_DIR.value, size=_SIZE.value, seeds=[int(s) for s in _SEEDS.value], role=_PAIR.value,
+            dev_generator_seed=_DEV_SEED.value, test_generator_seed=_TEST_SEED.value,
+            directions=_DIRECTIONS.value, num_workers=_NUM_WORKERS.value, arms=_ARMS.value,
+            conditions=_CONDITIONS.value, parallel_runs=parallel_runs, compilation_cache_dir=cache_dir)
+    except experiment.RunInterrupted as interrupted:
+        print(interrupted)
+        raise SystemExit(75) from None
     print(text)
     print(f"wall time {results['wall_time_s'] / 60:.1f} min; {_OUT_DIR.value}/results.md and results.json")
 
