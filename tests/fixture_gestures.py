@@ -13,6 +13,8 @@ import pytest
 from artser_jax import landmarks as lm
 from artser_jax.gestures import cluster_space
 from artser_jax.gestures import fitting
+from tests.fixture_corpora import exclusive_build
+from tests.fixture_datasets import session_shared_dir
 
 FRAME_RATE = 30.0
 TINY_SOURCE = "crema_d_av/emotion4"
@@ -127,10 +129,18 @@ def planted_corpus(rng, corpus, num_speakers, utterances_per_speaker, segments_p
 
 @pytest.fixture(scope="session")
 def tiny_gesture_model(tiny_data_dir, tmp_path_factory):
-    """Path of a `GestureModel` fitted on the tiny `crema_d_av` and `msp_improv_av` training splits."""
-    config = cluster_space.GestureConfig(num_clusters=4, n_init=2, common_min_count=3,
-                                         min_speaker_segments=5)
-    model = fitting.fit_gesture_model(TINY_SOURCE, TINY_TARGET, tiny_data_dir, config)
-    path = tmp_path_factory.mktemp("gestures") / "tiny_gestures.npz"
-    model.save(path)
+    """Path of a `GestureModel` fitted on the tiny `crema_d_av` and `msp_improv_av` training splits.
+
+    One path for every xdist worker: the shared reference run's config names it, and a resumed copy of
+    that run must see the same path to leave its config.json as it was.
+    """
+    folder = session_shared_dir(tmp_path_factory, "tiny_gestures")
+    path = folder / "tiny_gestures.npz"
+    with exclusive_build(folder):
+        if not path.exists():
+            config = cluster_space.GestureConfig(num_clusters=4, n_init=2, common_min_count=3,
+                                                 min_speaker_segments=5)
+            model = fitting.fit_gesture_model(TINY_SOURCE, TINY_TARGET, tiny_data_dir, config)
+            folder.mkdir(parents=True, exist_ok=True)
+            model.save(path)
     return path
