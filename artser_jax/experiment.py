@@ -272,6 +272,14 @@ def default_parallel_runs():
     return len(available_cores()) if jax.default_backend() == "cpu" else 1
 
 
+def use_compilation_cache(cache_dir):
+    """Arms and seeds share step shapes: a persistent cache reuses the compiled executables across runs."""
+    import jax  # pylint: disable=g-import-not-at-top
+
+    jax.config.update("jax_compilation_cache_dir", str(cache_dir))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+
+
 def _start_run_worker(core_sets, compilation_cache_dir):
     """Pins this worker to its share of the cores before JAX starts, so XLA sizes its thread pools to it."""
     if hasattr(os, "sched_setaffinity"):
@@ -280,11 +288,7 @@ def _start_run_worker(core_sets, compilation_cache_dir):
     from artser_jax import library_logs  # pylint: disable=g-import-not-at-top
 
     library_logs.quiet_library_logs()
-    if compilation_cache_dir:
-        import jax  # pylint: disable=g-import-not-at-top
-
-        jax.config.update("jax_compilation_cache_dir", compilation_cache_dir)
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    use_compilation_cache(compilation_cache_dir)
 
 
 def _run_job(job):
@@ -292,9 +296,10 @@ def _run_job(job):
     return train_arm(run_dir, _run_config(*config_args), figure)
 
 
-def run_jobs(jobs, parallel_runs, compilation_cache_dir=None):
+def run_jobs(jobs, parallel_runs, compilation_cache_dir):
     """train_arm over `jobs` [(run_dir, _run_config args, figure path)], in order; `parallel_runs` > 1 runs
-    that many in worker processes, each pinned to its own share of the cores."""
+    that many in worker processes, each pinned to its own share of the cores (the caller's process uses
+    `compilation_cache_dir` already)."""
     if parallel_runs <= 1 or len(jobs) <= 1:
         return [_run_job(job) for job in jobs]
     cores = available_cores()
@@ -311,18 +316,21 @@ def run_jobs(jobs, parallel_runs, compilation_cache_dir=None):
 
 def run_controls(out_dir, size="controls", seeds=controls.TRAINING_SEEDS, role="test",
                  dev_generator_seed=controls.DEV_GENERATOR_SEED, test_generator_seed=controls.TEST_GENERATOR_SEED,
-                 directions=DIRECTIONS, num_workers=2, arms=None, conditions=("present", "absent"), parallel_runs=1,
-                 compilation_cache_dir=None):
+                 directions=DIRECTIONS, num_workers=2, arms=None, conditions=("present", "absent"), parallel_runs=None):
     """The whole experiment on the `role` pairs (dev, test, or demo: the README demo's premise-present pair);
     writes results.md, results.json and figures; returns (results, the table as Markdown).
 
     `arms` (default: every arm of `controls.ARMS`) and `conditions` restrict the arms and premise
     conditions, for development work and smoke tests; source-only is always trained, as every comparison
-    needs it. `parallel_runs` trains that many runs at once (`run_jobs`).
+    needs it. `parallel_runs` trains that many runs at once (`run_jobs`; default `default_parallel_runs()`).
+    Compiled executables are cached in OUT_DIR/jax_cache.
     """
     started = time.perf_counter()
     out_dir = pathlib.Path(out_dir).absolute()
     out_dir.mkdir(parents=True, exist_ok=True)
+    compilation_cache_dir = out_dir / "jax_cache"
+    use_compilation_cache(compilation_cache_dir)
+    parallel_runs = parallel_runs or default_parallel_runs()
     tiny = size == "tiny"
     stages = {}
     results = {"size": size, "role": role, "seeds": list(seeds), "arms": list(arms) if arms else "all", "parameters_version": controls.PARAMETERS_VERSION,

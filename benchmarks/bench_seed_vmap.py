@@ -28,6 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from artser_jax import experiment
 from artser_jax import objective
 from artser_jax import train_state
 from artser_jax.configs import controls
@@ -124,7 +125,7 @@ def main(argv):
             holder["state"], metrics = together(holder["state"], stacked_batch)
         jax.block_until_ready(metrics)
 
-    cores = sorted(os.sched_getaffinity(0))
+    cores = experiment.available_cores()
     result = {"method": _METHOD.value, "seeds": _SEEDS.value, "steps": _STEPS.value, "tiny": _TINY.value,
               "cores": len(cores), "load_average": os.getloadavg(), "devices": str(jax.devices())}
     result["sequential_s_per_round"] = _time(sequential, _STEPS.value, _REPEATS.value)

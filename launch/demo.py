@@ -52,21 +52,16 @@ def main(argv):
     except ValueError as error:
         raise app.UsageError(str(error))
     from artser_jax import experiment  # pylint: disable=g-import-not-at-top
-    import jax  # pylint: disable=g-import-not-at-top
+    from artser_jax import train  # pylint: disable=g-import-not-at-top
 
-    # Seeds and methods share step shapes: compiled executables are reused across the runs.
-    cache_dir = f"{_OUT_DIR.value}/jax_cache"
-    jax.config.update("jax_compilation_cache_dir", cache_dir)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     try:
         results, text = experiment.run_controls(
             _OUT_DIR.value, size=_SIZE.value, seeds=[int(s) for s in _SEEDS.value], role="demo",
             directions=_DIRECTIONS.value, num_workers=_NUM_WORKERS.value, arms=_METHODS.value,
-            conditions=("present",), parallel_runs=_PARALLEL_RUNS.value or experiment.default_parallel_runs(),
-            compilation_cache_dir=cache_dir)
+            conditions=("present",), parallel_runs=_PARALLEL_RUNS.value)
     except experiment.RunInterrupted as interrupted:
         print(f"{interrupted}; rerun launch/demo.py with the same --out_dir to resume")
-        raise SystemExit(75) from None
+        raise SystemExit(train.PREEMPTED_EXIT_STATUS) from None
     print(text)
     print(f"This invocation took {results['wall_time_s'] / 60:.1f} min (stages finished by an earlier one were "
           f"skipped); details in {_OUT_DIR.value}/results.md and {_OUT_DIR.value}/runs")

@@ -40,22 +40,17 @@ def main(argv):
 
     if _DEV_SEED.value == _TEST_SEED.value:
         raise app.UsageError("--dev_generator_seed and --test_generator_seed must differ")
-    import jax  # pylint: disable=g-import-not-at-top
+    from artser_jax import train  # pylint: disable=g-import-not-at-top
 
-    # Arms and seeds share step shapes: compiled executables are reused across the runs.
-    cache_dir = f"{_OUT_DIR.value}/jax_cache"
-    jax.config.update("jax_compilation_cache_dir", cache_dir)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    parallel_runs = _PARALLEL_RUNS.value or experiment.default_parallel_runs()
     try:
         results, text = experiment.run_controls(
             _OUT_DIR.value, size=_SIZE.value, seeds=[int(s) for s in _SEEDS.value], role=_PAIR.value,
             dev_generator_seed=_DEV_SEED.value, test_generator_seed=_TEST_SEED.value,
             directions=_DIRECTIONS.value, num_workers=_NUM_WORKERS.value, arms=_ARMS.value,
-            conditions=_CONDITIONS.value, parallel_runs=parallel_runs, compilation_cache_dir=cache_dir)
+            conditions=_CONDITIONS.value, parallel_runs=_PARALLEL_RUNS.value)
     except experiment.RunInterrupted as interrupted:
         print(interrupted)
-        raise SystemExit(75) from None
+        raise SystemExit(train.PREEMPTED_EXIT_STATUS) from None
     print(text)
     print(f"wall time {results['wall_time_s'] / 60:.1f} min; {_OUT_DIR.value}/results.md and results.json")
 
