@@ -316,9 +316,14 @@ def run_jobs(jobs, parallel_runs, compilation_cache_dir):
 
 def run_controls(out_dir, size="controls", seeds=controls.TRAINING_SEEDS, role="test",
                  dev_generator_seed=controls.DEV_GENERATOR_SEED, test_generator_seed=controls.TEST_GENERATOR_SEED,
-                 directions=DIRECTIONS, num_workers=2, arms=None, conditions=("present", "absent"), parallel_runs=None):
+                 directions=DIRECTIONS, num_workers=2, arms=None, conditions=("present", "absent"), parallel_runs=None,
+                 prepare_only=False):
     """The whole experiment on the `role` pairs (dev, test, or demo: the README demo's premise-present pair);
     writes results.md, results.json and figures; returns (results, the table as Markdown).
+
+    Every pair's premise (cluster-emotion NMI and tables of its training splits) is written to
+    OUT_DIR/premise.md. `prepare_only` stops there, before any training, and returns (results, premise
+    tables), so the tables of new generator seeds can be committed before the first comparison run.
 
     `arms` (default: every arm of `controls.ARMS`) and `conditions` restrict the arms and premise
     conditions, for development work and smoke tests; source-only is always trained, as every comparison
@@ -335,16 +340,30 @@ def run_controls(out_dir, size="controls", seeds=controls.TRAINING_SEEDS, role="
     stages = {}
     results = {"size": size, "role": role, "seeds": list(seeds), "arms": list(arms) if arms else "all", "parameters_version": controls.PARAMETERS_VERSION,
                "recipe": controls.RECIPE, "pairs": {}}
-    for pair in experiment_pairs(role, dev_generator_seed, test_generator_seed, conditions):
+    pairs = experiment_pairs(role, dev_generator_seed, test_generator_seed, conditions)
+    prepared = {}
+    for pair in pairs:
         mark = time.perf_counter()
         data_dir, hashes = prepare_pair(out_dir, pair, size, num_workers)
-        stages[f"{pair.name}: corpora and datasets"] = time.perf_counter() - mark
-        entry = {"generator_seed": pair.generator_seed, "premise_strength": pair.premise_strength,
-                 "content_hashes": hashes, "premise": measure_pair(out_dir, pair, data_dir), "directions": {}}
+        premise_result = measure_pair(out_dir, pair, data_dir)
+        gestures_paths = {direction: fit_gestures(out_dir, pair, direction, data_dir) for direction in directions}
+        stages[f"{pair.name}: corpora, datasets, premise, gesture models"] = time.perf_counter() - mark
+        prepared[pair] = data_dir, gestures_paths
+        results["pairs"][pair.name] = {"generator_seed": pair.generator_seed, "premise_strength": pair.premise_strength,
+                                       "content_hashes": hashes, "premise": premise_result, "directions": {}}
+    premise_text = "\n".join(premise.format_premise(f"{pair.name} (generator seed {pair.generator_seed}, premise "
+                                                     f"strength {pair.premise_strength})",
+                                                     results["pairs"][pair.name]["premise"]) for pair in pairs)
+    (out_dir / "premise.md").write_text(f"# The premise of the {role} pairs (size {size})\n\n{premise_text}")
+    if prepare_only:
+        return results, premise_text
+    for pair in pairs:
+        data_dir, gestures_paths = prepared[pair]
+        entry = results["pairs"][pair.name]
         mark = time.perf_counter()
         keys, jobs = [], []
         for direction in directions:
-            gestures_path = fit_gestures(out_dir, pair, direction, data_dir)
+            gestures_path = gestures_paths[direction]
             for arm in controls.ARMS[pair.condition]:
                 if arms is not None and arm not in arms and arm != controls.BASELINE:
                     continue
@@ -360,7 +379,6 @@ def run_controls(out_dir, size="controls", seeds=controls.TRAINING_SEEDS, role="
         for direction, direction_runs in runs.items():
             entry["directions"][direction] = compare_arms(direction_runs)
         stages[f"{pair.name}: training, diagnostics, statistics"] = time.perf_counter() - mark
-        results["pairs"][pair.name] = entry
     results["stage_seconds"] = stages
     results["wall_time_s"] = time.perf_counter() - started
     text = format_results(results)

@@ -6,6 +6,8 @@ r"""Runs a whole controlled experiment (issue 11, docs/controls.md) and prints i
 --pair=test (default) reports on the test pairs (premise present and absent, generator seed
 --test_generator_seed); --pair=dev runs the same arms on the development pairs, where the recipe is
 chosen. Writes OUT_DIR/results.md, OUT_DIR/results.json and OUT_DIR/figures/; reruns resume.
+--prepare_only generates and builds the pairs, fits their gesture models and writes their premise
+(OUT_DIR/premise.md), then stops before any training: commit those tables, then run without it.
 """
 
 import logging
@@ -27,6 +29,8 @@ _DIRECTIONS = flags.DEFINE_list("directions", ["crema_to_msp", "msp_to_crema"], 
 _ARMS = flags.DEFINE_list("arms", None, "Only these arms (smoke tests; default: every arm). source_only always runs.")
 _CONDITIONS = flags.DEFINE_list("conditions", ["present", "absent"], "Premise conditions whose pairs run.")
 _NUM_WORKERS = flags.DEFINE_integer("num_workers", 2, "Processes for rendering and landmark extraction.")
+_PREPARE_ONLY = flags.DEFINE_bool("prepare_only", False, "Stop after the pairs' premise tables (OUT_DIR/premise.md), "
+                                   "before any training.")
 _PARALLEL_RUNS = flags.DEFINE_integer("parallel_runs", None, "Training runs at once (default: one per CPU core on a "
                                       "CPU backend, each pinned to its core; one on an accelerator).")
 
@@ -47,11 +51,14 @@ def main(argv):
             _OUT_DIR.value, size=_SIZE.value, seeds=[int(s) for s in _SEEDS.value], role=_PAIR.value,
             dev_generator_seed=_DEV_SEED.value, test_generator_seed=_TEST_SEED.value,
             directions=_DIRECTIONS.value, num_workers=_NUM_WORKERS.value, arms=_ARMS.value,
-            conditions=_CONDITIONS.value, parallel_runs=_PARALLEL_RUNS.value)
+            conditions=_CONDITIONS.value, parallel_runs=_PARALLEL_RUNS.value, prepare_only=_PREPARE_ONLY.value)
     except experiment.RunInterrupted as interrupted:
         print(interrupted)
         raise SystemExit(train.PREEMPTED_EXIT_STATUS) from None
     print(text)
+    if _PREPARE_ONLY.value:
+        print(f"{_OUT_DIR.value}/premise.md written; no run trained. Commit the premise tables before the runs.")
+        return
     print(f"wall time {results['wall_time_s'] / 60:.1f} min; {_OUT_DIR.value}/results.md and results.json")
 
 

@@ -44,6 +44,12 @@ def test_experiment_command_end_to_end_at_tiny_size(tmp_path):
     command = [sys.executable, str(REPO / "launch" / "experiment.py"), "--experiment=controls",
                f"--out_dir={out_dir}", "--size=tiny", "--seeds=0", f"--test_generator_seed={GENERATOR_SEED}",
                "--directions=crema_to_msp", "--arms=oracle_emotion", "--num_workers=2"]
+    prepared = subprocess.run(command + ["--prepare_only"], env=env, cwd=REPO, capture_output=True, text=True,
+                              timeout=600)
+    assert prepared.returncode == 0, prepared.stderr[-6000:]
+    assert not (out_dir / "runs").exists() and not (out_dir / "results.json").exists()
+    premise_text = (out_dir / "premise.md").read_text()
+    assert "test_present" in premise_text and "test_absent" in premise_text and "cluster-emotion NMI" in prepared.stdout
     result = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-6000:]
     assert "oracle_emotion (DIAGNOSTIC)" in result.stdout
@@ -67,6 +73,7 @@ def test_experiment_command_end_to_end_at_tiny_size(tmp_path):
     assert all(row["grad_share/loss_er"] + row["grad_share/oracle_emotion"] == pytest.approx(1.0) for row in rows)
     assert (out_dir / "figures" / f"seed{GENERATOR_SEED}-premise1_crema_to_msp_oracle_emotion_seed0.png").is_file()
     assert "delta-UAR" in (out_dir / "results.md").read_text()
+    assert (out_dir / "premise.md").read_text() == premise_text
 
 
 def test_corpora_other_than_expected_are_refused(tmp_path):
