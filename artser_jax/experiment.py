@@ -234,6 +234,27 @@ def compare_arms(runs, baseline=controls.BASELINE, resamples=2000):
     return table
 
 
+def compare_conditions(present_runs, absent_runs, resamples=2000):
+    """{direction: {arm: delta-UAR interval}} of each arm trained on both pairs of one generator seed, premise
+    present minus premise absent, paired over the target-test utterances (the pairs share their audio and
+    labels; only the mouth differs) and training seeds: how much of an arm's effect needs the premise."""
+    table = {}
+    for direction, arms in present_runs.items():
+        for arm, runs in arms.items():
+            if arm == controls.BASELINE or arm not in absent_runs.get(direction, {}):
+                continue
+            others = absent_runs[direction][arm]
+            if ([list(r["ids"]) for r in runs] != [list(r["ids"]) for r in others]
+                    or not np.array_equal(runs[0]["labels"], others[0]["labels"])):
+                raise ValueError(f"{direction} {arm}: the premise-present and -absent pairs' target test sets differ; "
+                                 "they must come from one generator seed")
+            interval = statistics.paired_bootstrap_delta_uar(
+                runs[0]["labels"], [r["predicted"] for r in runs], [r["predicted"] for r in others],
+                num_classes=len(common.EMOTIONS), resamples=resamples)
+            table.setdefault(direction, {})[arm] = interval.as_dict()
+    return table
+
+
 def format_results(results):
     lines = []
     for pair_name, pair in results["pairs"].items():
@@ -256,6 +277,13 @@ def format_results(results):
                              f"{', '.join(f'{u:.1f}' for u in entry['uars'])} | {delta} | "
                              f"{diag['anchor_distance_gap']:+.3f} | {diag['nearest_source_in_cluster']:.2f} | "
                              f"{share} |")
+        lines.append("")
+    if results.get("premise_dependence"):
+        lines += ["### Premise present minus premise absent (same target utterances and training seeds)\n",
+                  "| direction | arm | delta-UAR [95% CI] |", "|---|---|---|"]
+        for direction, table in results["premise_dependence"].items():
+            lines += [f"| {direction} | {arm} | {ci['delta']:+.1f} [{ci['low']:+.1f}, {ci['high']:+.1f}] |"
+                      for arm, ci in table.items()]
         lines.append("")
     return "\n".join(lines)
 
@@ -357,6 +385,7 @@ def run_controls(out_dir, size="controls", seeds=controls.TRAINING_SEEDS, role="
     (out_dir / "premise.md").write_text(f"# The premise of the {role} pairs (size {size})\n\n{premise_text}")
     if prepare_only:
         return results, premise_text
+    runs_by_condition = {}
     for pair in pairs:
         data_dir, gestures_paths = prepared[pair]
         entry = results["pairs"][pair.name]
@@ -373,12 +402,14 @@ def run_controls(out_dir, size="controls", seeds=controls.TRAINING_SEEDS, role="
                               if seed == seeds[0] else None)
                     keys.append((direction, arm))
                     jobs.append((run_dir, (direction, arm, seed, data_dir, gestures_path, tiny), figure))
-        runs = {}
+        runs = runs_by_condition[pair.condition] = {}
         for (direction, arm), summary in zip(keys, run_jobs(jobs, parallel_runs, compilation_cache_dir)):
             runs.setdefault(direction, {}).setdefault(arm, []).append(summary)
         for direction, direction_runs in runs.items():
             entry["directions"][direction] = compare_arms(direction_runs)
         stages[f"{pair.name}: training, diagnostics, statistics"] = time.perf_counter() - mark
+    if {"present", "absent"} <= runs_by_condition.keys():
+        results["premise_dependence"] = compare_conditions(runs_by_condition["present"], runs_by_condition["absent"])
     results["stage_seconds"] = stages
     results["wall_time_s"] = time.perf_counter() - started
     text = format_results(results)
@@ -386,7 +417,8 @@ def run_controls(out_dir, size="controls", seeds=controls.TRAINING_SEEDS, role="
     (out_dir / "results.md").write_text(
         f"# Controls experiment ({role} pairs, size {size}, seeds {list(seeds)})\n\n{text}\n"
         f"UAR in %, mean ± std over seeds (source-dev: the selected checkpoint's); delta-UAR = arm - source_only with a paired bootstrap 95% "
-        f"interval over target-test utterances and seeds. oracle_emotion is a DIAGNOSTIC that reads target "
+        f"interval over target-test utterances and seeds (premise present minus absent: the same arm on the "
+        f"two pairs of one generator seed, paired the same way). oracle_emotion is a DIAGNOSTIC that reads target "
         f"labels. Diagnostics: at the last evaluated checkpoint, mean over seeds. Wall time "
         f"{results['wall_time_s'] / 60:.1f} min ({timing}).\n")
     (out_dir / "results.json").write_text(json.dumps(results, indent=2))

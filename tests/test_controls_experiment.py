@@ -88,3 +88,24 @@ def test_corpora_other_than_expected_are_refused(tmp_path):
     wav.write_bytes(wav.read_bytes()[:-2] + b"\0\1")
     with pytest.raises(experiment.CorpusMismatchError, match=f"differs from the expected {hashes['crema_d']}"):
         experiment.check_corpora(copy, pair, "tiny")
+
+
+def _summary(ids, labels, predicted):
+    return {"ids": ids, "labels": np.asarray(labels), "predicted": np.asarray(predicted)}
+
+
+def test_premise_dependence_pairs_the_same_arm_across_conditions():
+    ids, labels = ["a", "b", "c", "d"], [0, 1, 2, 3]
+    present = {"crema_to_msp": {"source_only": [_summary(ids, labels, [0, 0, 0, 0])] * 2,
+                                "agcc": [_summary(ids, labels, [0, 1, 2, 3]), _summary(ids, labels, [0, 1, 2, 0])]}}
+    absent = {"crema_to_msp": {"source_only": present["crema_to_msp"]["source_only"],
+                               "agcc": [_summary(ids, labels, [0, 1, 0, 0]), _summary(ids, labels, [0, 1, 0, 0])]}}
+    table = experiment.compare_conditions(present, absent, resamples=200)
+    assert set(table["crema_to_msp"]) == {"agcc"}
+    # UARs: present 100 and 75 (mean 87.5), absent 50 and 50: +37.5.
+    interval = table["crema_to_msp"]["agcc"]
+    assert interval["delta"] == pytest.approx(37.5)
+    assert interval["low"] <= interval["delta"] <= interval["high"]
+    absent["crema_to_msp"]["agcc"][1] = _summary(["a", "b", "c", "x"], labels, [0, 1, 0, 0])
+    with pytest.raises(ValueError, match="target test sets differ"):
+        experiment.compare_conditions(present, absent)
