@@ -80,9 +80,12 @@ def gradient_shares(norms):
     return {name: (float(value) / total if total > 0 else 0.0) for name, value in norms.items()}
 
 
-def encoder_gradient_norms(model, batch, config, common):
-    """{'loss_er': |grad L_ER|, <method>: |grad gamma L_method|} over the encoder's parameters."""
+def diagnostic_program(config, common):
+    """One compiled program, model, batch -> (segment embeddings (B, S, D) of the joined batch, deterministic;
+    {'loss_er': |grad L_ER|, <method>: |grad gamma L_method|} over the encoder's parameters), so the
+    checkpoints of a run share one compilation instead of running op by op."""
     import jax
+    import jax.numpy as jnp
     import optax
     from flax import nnx
 
@@ -90,24 +93,32 @@ def encoder_gradient_norms(model, batch, config, common):
 
     encoder_params = nnx.DiffState(0, nnx.All(nnx.Param, nnx.PathContains("encoder")))
 
-    def emotion_term(model):
+    def emotion_term(model, batch):
         return objective.compute_losses(model, batch, config, common, None)[1]["loss_er"]
 
-    def method_term(model):
+    def method_term(model, batch):
         total, metrics = objective.compute_losses(model, batch, config, common, None)
         return total - metrics["loss_er"]
 
-    norms = {"loss_er": float(optax.global_norm(jax.tree.leaves(nnx.grad(emotion_term, argnums=encoder_params)(model))))}
-    if objective.reads_target(config):
-        grads = nnx.grad(method_term, argnums=encoder_params)(model)
-        norms[config.method] = float(optax.global_norm(jax.tree.leaves(grads)))
-    return norms
+    def encoder_norm(term, model, batch):
+        return optax.global_norm(jax.tree.leaves(nnx.grad(term, argnums=encoder_params)(model, batch)))
+
+    @nnx.jit
+    def program(model, batch):
+        joined = [jnp.concatenate([batch["source"][k], batch["target"][k]]) for k in objective.MODEL_INPUTS]
+        embeddings = model(*joined, deterministic=True).segment_embeddings
+        norms = {"loss_er": encoder_norm(emotion_term, model, batch)}
+        if objective.reads_target(config):
+            norms[config.method] = encoder_norm(method_term, model, batch)
+        return embeddings, norms
+
+    return program
 
 
-def _flat_segments(output, batch):
-    """(embeddings (M, D), cluster ids, is_source, valid) of a joined source+target forward."""
+def _flat_segments(embeddings, batch):
+    """(embeddings (M, D), cluster ids, is_source, valid) of a joined source+target batch's segments."""
     source, target = batch["source"], batch["target"]
-    embeddings = np.asarray(output.segment_embeddings)
+    embeddings = np.asarray(embeddings)
     cluster = np.concatenate([source["seg_cluster"], target["seg_cluster"]])
     valid = np.concatenate([source["seg_mask"], target["seg_mask"]])
     is_source = np.concatenate([np.ones_like(source["seg_mask"]), np.zeros_like(target["seg_mask"])])
@@ -122,13 +133,14 @@ def segment_space(model, batch):
     from artser_jax import objective
 
     joined = [jnp.concatenate([batch["source"][k], batch["target"][k]]) for k in objective.MODEL_INPUTS]
-    return _flat_segments(model(*joined, deterministic=True), batch)
+    return _flat_segments(model(*joined, deterministic=True).segment_embeddings, batch)
 
 
-def model_diagnostics(model, batch, config, common):
-    """Every diagnostic of one model state on one batch."""
-    embeddings, cluster, is_source, valid = segment_space(model, batch)
-    norms = encoder_gradient_norms(model, batch, config, common)
+def model_diagnostics(program, model, batch, common):
+    """Every diagnostic of one model state on one batch (`program`: `diagnostic_program` of the run)."""
+    embeddings, norms = program(model, batch)
+    embeddings, cluster, is_source, valid = _flat_segments(embeddings, batch)
+    norms = {name: float(value) for name, value in norms.items()}
     values = {"anchor_distance_gap": anchor_distance_gap(embeddings, cluster, is_source, valid, common),
               "nearest_source_in_cluster": nearest_source_share(embeddings, cluster, is_source, valid, common)}
     values.update({f"grad_norm/{name}": value for name, value in norms.items()})
@@ -152,8 +164,9 @@ def diagnostics_batch(config, assigner, count=None):
     return batch
 
 
-def restore_model(config, workdir, step):
-    """The model of checkpoint `step` in `workdir` (step None: the freshly initialised model of config.seed)."""
+def restored_models(config, workdir, steps):
+    """Yields (step, model) for each of `steps` in `workdir` (step None: the freshly initialised model of
+    config.seed), initialising the train state once for all of them."""
     from flax import nnx
 
     from artser_jax import checkpoint as checkpoint_lib
@@ -161,13 +174,20 @@ def restore_model(config, workdir, step):
     from artser_jax import train_state
 
     mesh = sharding.create_mesh(config.mesh.num_devices)
-    graphdef, state = train_state.create_train_state(config, len(config.labels), mesh)
-    if step is not None:
-        ckpt = checkpoint_lib.TrainCheckpointer(pathlib.Path(workdir) / "checkpoints", async_save=False)
-        abstract = checkpoint_lib.abstract_like(train_state.keys_to_data(state), sharding.replicated_sharding(mesh))
-        state = train_state.keys_from_data(ckpt.restore(step, abstract), state)
+    graphdef, initial = train_state.create_train_state(config, len(config.labels), mesh)
+    abstract = checkpoint_lib.abstract_like(train_state.keys_to_data(initial), sharding.replicated_sharding(mesh))
+    ckpt = checkpoint_lib.TrainCheckpointer(pathlib.Path(workdir) / "checkpoints", async_save=False)
+    try:
+        for step in steps:
+            state = initial if step is None else train_state.keys_from_data(ckpt.restore(step, abstract), initial)
+            yield step, nnx.merge(graphdef, state)[0]
+    finally:
         ckpt.close()
-    return nnx.merge(graphdef, state)[0]
+
+
+def restore_model(config, workdir, step):
+    """The model of checkpoint `step` in `workdir` (step None: the freshly initialised model of config.seed)."""
+    return next(restored_models(config, workdir, [step]))[1]
 
 
 def checkpoint_steps(workdir):
@@ -182,9 +202,9 @@ def checkpoint_steps(workdir):
 def checkpoint_diagnostics(config, workdir, batch, common):
     """[{'step': s, diagnostics...}] for the initial model (step 0) and every kept checkpoint of the run."""
     rows = []
-    for step in [None] + checkpoint_steps(workdir):
-        model = restore_model(config, workdir, step)
-        rows.append({"step": step or 0, **model_diagnostics(model, batch, config, common)})
+    program = diagnostic_program(config, common)
+    for step, model in restored_models(config, workdir, [None] + checkpoint_steps(workdir)):
+        rows.append({"step": step or 0, **model_diagnostics(program, model, batch, common)})
         logging.info("diagnostics step %d: %s", rows[-1]["step"], rows[-1])
     return rows
 

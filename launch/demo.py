@@ -63,8 +63,8 @@ def main(argv):
         print(f"{interrupted}; rerun launch/demo.py with the same --out_dir to resume")
         raise SystemExit(train.PREEMPTED_EXIT_STATUS) from None
     print(text)
-    print(f"This invocation took {results['wall_time_s'] / 60:.1f} min (stages finished by an earlier one were "
-          f"skipped); details in {_OUT_DIR.value}/results.md and {_OUT_DIR.value}/runs")
+    print(f"This invocation took {results['wall_time_s'] / 60:.1f} min (a rerun skips the stages already "
+          f"finished); details in {_OUT_DIR.value}/results.md and {_OUT_DIR.value}/runs")
 
 
 if __name__ == "__main__":
