@@ -85,7 +85,6 @@ def diagnostic_program(config, common):
     {'loss_er': |grad L_ER|, <method>: |grad gamma L_method|} over the encoder's parameters), so the
     checkpoints of a run share one compilation instead of running op by op."""
     import jax
-    import jax.numpy as jnp
     import optax
     from flax import nnx
 
@@ -105,7 +104,7 @@ def diagnostic_program(config, common):
 
     @nnx.jit
     def program(model, batch):
-        joined = [jnp.concatenate([batch["source"][k], batch["target"][k]]) for k in objective.MODEL_INPUTS]
+        joined = objective.joined_model_inputs(batch["source"], batch["target"])
         embeddings = model(*joined, deterministic=True).segment_embeddings
         norms = {"loss_er": encoder_norm(emotion_term, model, batch)}
         if objective.reads_target(config):
@@ -128,11 +127,9 @@ def _flat_segments(embeddings, batch):
 
 def segment_space(model, batch):
     """Deterministic segment embeddings of the joined batch, flattened, with their clusters and corpus."""
-    import jax.numpy as jnp
-
     from artser_jax import objective
 
-    joined = [jnp.concatenate([batch["source"][k], batch["target"][k]]) for k in objective.MODEL_INPUTS]
+    joined = objective.joined_model_inputs(batch["source"], batch["target"])
     return _flat_segments(model(*joined, deterministic=True).segment_embeddings, batch)
 
 
@@ -183,11 +180,6 @@ def restored_models(config, workdir, steps):
             yield step, nnx.merge(graphdef, state)[0]
     finally:
         ckpt.close()
-
-
-def restore_model(config, workdir, step):
-    """The model of checkpoint `step` in `workdir` (step None: the freshly initialised model of config.seed)."""
-    return next(restored_models(config, workdir, [step]))[1]
 
 
 def checkpoint_steps(workdir):

@@ -198,8 +198,8 @@ def train_arm(run_dir, config, figure_path=None):
         diagnostics_path.write_text(json.dumps(rows, indent=2))
         if figure_path is not None:
             best = json.loads((run_dir / "final" / "source_dev" / "report.json").read_text())["step"]
-            before = diagnostics.segment_space(diagnostics.restore_model(config, run_dir, None), batch)
-            after = diagnostics.segment_space(diagnostics.restore_model(config, run_dir, best), batch)
+            before, after = (diagnostics.segment_space(model, batch)
+                             for _, model in diagnostics.restored_models(config, run_dir, [None, best]))
             diagnostics.plot_embedding_projection(figure_path, before, after,
                                                   f"{run_dir.parent.parent.name} {config.method} seed {config.seed}")
     reports = {name: json.loads((run_dir / "final" / name / "report.json").read_text())

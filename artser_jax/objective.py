@@ -18,6 +18,11 @@ def _model_inputs(batch):
     return tuple(batch[k] for k in MODEL_INPUTS)
 
 
+def joined_model_inputs(source, target):
+    """The model's inputs for source and target rows together, source rows first."""
+    return [jnp.concatenate([source[k], target[k]]) for k in MODEL_INPUTS]
+
+
 def reads_target(config):
     """Whether the step runs the model on the target rows: the method uses them and its weight is > 0."""
     return methods.get(config.method).uses_target and config.loss.gamma > 0
@@ -30,8 +35,7 @@ def compute_losses(model, batch, config, common, class_weights):
     use_target = reads_target(config)
     if use_target:
         # One forward over source and target rows together (the same dropout stream for both).
-        joined = [jnp.concatenate([source[k], target[k]]) for k in MODEL_INPUTS]
-        out = model(*joined, deterministic=False)
+        out = model(*joined_model_inputs(source, target), deterministic=False)
         logits = out.logits[:source["audio"].shape[0]]
     else:
         out = model(*_model_inputs(source), deterministic=False)
