@@ -51,6 +51,9 @@ class Pair:
 def experiment_pairs(role, dev_generator_seed, test_generator_seed, conditions=("present", "absent")):
     seed = {"dev": dev_generator_seed, "test": test_generator_seed, "demo": controls.DEMO_GENERATOR_SEED}[role]
     strengths = {"present": controls.PREMISE_PRESENT, "absent": controls.PREMISE_ABSENT}
+    unknown = sorted(set(conditions) - set(strengths))
+    if unknown:
+        raise ValueError(f"unknown premise conditions {unknown}; choose from {', '.join(strengths)}")
     return [Pair(role, condition, seed, strengths[condition]) for condition in ("present", "absent")
             if condition in conditions]
 

@@ -109,3 +109,9 @@ def test_premise_dependence_pairs_the_same_arm_across_conditions():
     absent["crema_to_msp"]["agcc"][1] = _summary(["a", "b", "c", "x"], labels, [0, 1, 0, 0])
     with pytest.raises(ValueError, match="target test sets differ"):
         experiment.compare_conditions(present, absent)
+
+
+def test_unknown_premise_conditions_are_refused():
+    assert [pair.condition for pair in experiment.experiment_pairs("test", 1, 2, ("absent",))] == ["absent"]
+    with pytest.raises(ValueError, match=r"unknown premise conditions \['presnt'\]"):
+        experiment.experiment_pairs("test", 1, 2, ("presnt", "absent"))
